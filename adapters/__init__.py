@@ -1,0 +1,1 @@
+"""Job backends: the RQ adapter (legacy) and the Postgres job queue (new). Adapters never import migrator."""

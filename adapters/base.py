@@ -1,0 +1,149 @@
+"""The JobBackend protocol every adapter implements, and the frozen values that cross it."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+DEFAULT_TIMEOUT = 180  # seconds, RQ's default job_timeout: apps rely on it
+DEFAULT_RESULT_TTL = 500  # seconds, RQ's default
+DEFAULT_FAILURE_TTL = 365 * 24 * 3600  # RQ keeps failed jobs a year
+
+
+class BackendName(StrEnum):
+    RQ = "rq"  # the legacy backend
+    POSTGRES = "postgres"  # the new backend
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"  # runnable now
+    SCHEDULED = "scheduled"  # runnable at a later time
+    DEFERRED = "deferred"  # waiting on dependencies
+    STARTED = "started"  # held by a worker
+    RETRYING = "retrying"  # failed, waiting for its next attempt
+    FAILED = "failed"  # out of attempts
+    FINISHED = "finished"
+    CANCELED = "canceled"
+
+
+PENDING_STATES = frozenset({JobState.QUEUED, JobState.SCHEDULED, JobState.DEFERRED, JobState.STARTED,
+                            JobState.RETRYING})
+
+
+class BackendError(Exception):
+    """A backend could not do what was asked."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend's server cannot be reached. The URL is already masked."""
+
+    def __init__(self, backend: str, url: str, detail: str = "") -> None:
+        self.backend, self.url, self.detail = backend, url, detail
+        tail = f" ({detail})" if detail else ""
+        super().__init__(f"{backend} is unreachable at {url}{tail}; start it or fix the URL")
+
+
+class JobRefused(BackendError):
+    """The backend cannot represent this job (payload or option); nothing was enqueued."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """RQ's Retry(max=, interval=): `intervals` empty means exponential backoff with jitter."""
+
+    max: int
+    intervals: tuple[int, ...] = ()
+
+    def delay_for(self, attempt: int) -> int | None:
+        """Fixed delay (s) before retry number `attempt` (1-based), None when intervals are not given."""
+        if not self.intervals:
+            return None
+        return self.intervals[min(attempt - 1, len(self.intervals) - 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One job to enqueue, in the design's words: `func` is the job name (dotted path)."""
+
+    func: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    queue: str = "default"
+    job_id: str | None = None
+    timeout: int | None = None
+    result_ttl: int | None = None
+    ttl: int | None = None
+    failure_ttl: int | None = None
+    retry: RetryPolicy | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    description: str | None = None
+    run_at: datetime | None = None  # aware datetime; None = now
+    priority: int = 0
+    at_front: bool = False
+    depends_on: tuple[str, ...] = ()
+    on_success: str | None = None
+    on_failure: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    backend: BackendName
+    job_id: str
+    queue: str
+    func: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateCount:
+    queue: str
+    func: str
+    state: JobState
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJob:
+    """A job not yet finished, as a backend holds it, decoded without running it."""
+
+    spec: JobSpec
+    state: JobState
+    enqueued_at: datetime | None = None
+    error: str | None = None  # set when the payload could not be decoded
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    backend: BackendName
+    job_id: str
+    func: str
+    queue: str
+    state: JobState
+    attempts: int = 0
+    result: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    enqueued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@runtime_checkable
+class JobBackend(Protocol):
+    """What the router, drain, transfer and compat need from a backend."""
+
+    name: BackendName
+
+    def ping(self) -> None: ...
+
+    def enqueue(self, spec: JobSpec) -> Enqueued: ...
+
+    def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]: ...
+
+    def counts(self, queue: str | None = None, func: str | None = None) -> list[StateCount]: ...
+
+    def iter_pending(self, queue: str | None = None, func: str | None = None) -> Iterator[PendingJob]: ...
+
+    def fetch_job(self, job_id: str) -> JobInfo | None: ...

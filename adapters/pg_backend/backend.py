@@ -1,0 +1,173 @@
+"""PostgresBackend: enqueue (one, many, scheduled, transactional) and inspection of the new backend."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+
+from adapters import payload
+from adapters.base import (DEFAULT_TIMEOUT, BackendName, Enqueued, JobInfo,
+                           JobRefused, JobSpec, JobState, PendingJob, RetryPolicy, StateCount)
+from adapters.pg_backend.db import Database
+from adapters.pg_backend.liveness import LOCK_NAMESPACE
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # run_at of an at_front job: ahead of every other
+# Options of RQ that this backend cannot honour: refused at enqueue, never dropped.
+UNSUPPORTED = ("on_success", "on_failure")
+LIVE_STATES = {"queued": JobState.QUEUED, "deferred": JobState.DEFERRED, "running": JobState.STARTED,
+               "finished": JobState.FINISHED, "failed": JobState.FAILED, "canceled": JobState.CANCELED}
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _run_at(spec: JobSpec) -> datetime | None:
+    if spec.at_front:
+        return EPOCH
+    if spec.run_at is not None and spec.run_at.tzinfo is None:
+        raise JobRefused("run_at must be timezone-aware (use datetime.now(timezone.utc) or enqueue_in)")
+    return spec.run_at
+
+
+def row_params(spec: JobSpec) -> dict[str, Any]:
+    """The insert parameters of one job; JobRefused when an option or a value cannot be carried."""
+    for option in UNSUPPORTED:
+        if getattr(spec, option):
+            raise JobRefused(f"{option} callbacks are not supported by the postgres backend yet; "
+                             f"pin {spec.func} to rq (migrator flip {spec.func} --back) or drop the option")
+    args, kwargs = payload.encode_call(spec.args, dict(spec.kwargs))
+    return {
+        "id": spec.job_id or new_job_id(), "queue": spec.queue, "func": spec.func, "args": args, "kwargs": kwargs,
+        "meta": payload.encode_json(dict(spec.meta), "meta"), "description": spec.description,
+        "priority": spec.priority, "run_at": _run_at(spec),
+        "timeout_s": DEFAULT_TIMEOUT if spec.timeout is None else int(spec.timeout),
+        "result_ttl": spec.result_ttl, "ttl": spec.ttl, "failure_ttl": spec.failure_ttl,
+        "retry_max": spec.retry.max if spec.retry else 0,
+        "retry_intervals": list(spec.retry.intervals) if spec.retry else [],
+    }
+
+
+class PostgresBackend:
+    """The new backend's enqueue and inspection API (the worker lives in worker.py)."""
+
+    name = BackendName.POSTGRES
+
+    def __init__(self, url: str, schema: str = "public", pool_size: int = 4) -> None:
+        self.db = Database(url, schema, pool_size)
+
+    @property
+    def url(self) -> str:
+        return self.db.url
+
+    def ping(self) -> None:
+        with self.db.connection() as conn:
+            conn.execute("SELECT 1")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- enqueue ---------------------------------------------------------------------------------------------
+    def enqueue(self, spec: JobSpec, conn: psycopg.Connection[Any] | None = None) -> Enqueued:
+        """Insert one job. Given the app's own connection, the job exists only if the app's transaction commits."""
+        params = row_params(spec)
+        params["state"] = "queued"
+        params["depends_on"] = list(spec.depends_on)
+        with self.db.connection(conn) as c:
+            if spec.depends_on:
+                with c.transaction():
+                    parents = self.db.fetch_all("lock_parents", {"ids": list(spec.depends_on)}, conn=c)
+                    if any(state != "finished" for _, state in parents):
+                        params["state"] = "deferred"
+                    self.db.execute("insert_job", params, conn=c)
+            else:
+                self.db.execute("insert_job", params, conn=c)
+        return Enqueued(self.name, params["id"], spec.queue, spec.func)
+
+    def enqueue_many(self, specs: Iterable[JobSpec], conn: psycopg.Connection[Any] | None = None) -> list[Enqueued]:
+        """Insert many jobs in one round trip; ids that already exist are skipped, as with enqueue."""
+        specs = list(specs)
+        if any(s.depends_on for s in specs):
+            return [self.enqueue(s, conn) for s in specs]
+        columns: dict[str, list[Any]] = {k: [] for k in (
+            "id", "queue", "func", "args", "kwargs", "meta", "description", "priority", "run_at", "timeout_s",
+            "result_ttl", "ttl", "failure_ttl", "retry_max", "retry_intervals")}
+        for spec in specs:
+            params = row_params(spec)
+            params["retry_intervals"] = ",".join(map(str, params["retry_intervals"])) or None
+            for key, values in columns.items():
+                values.append(params[key])
+        if specs:
+            with self.db.connection(conn) as c:
+                self.db.execute("insert_jobs", columns, conn=c)
+        return [Enqueued(self.name, job_id, s.queue, s.func) for job_id, s in zip(columns["id"], specs)]
+
+    # -- inspection ------------------------------------------------------------------------------------------
+    def counts(self, queue: str | None = None, func: str | None = None) -> list[StateCount]:
+        rows = self.db.fetch_all("count_states", {"queue": queue, "func": func})
+        return [StateCount(q, f, JobState(s), int(n)) for q, f, s, n in rows]
+
+    def iter_pending(self, queue: str | None = None, func: str | None = None) -> Iterator[PendingJob]:
+        """Every job not yet done, decoded without running it; a server-side cursor keeps memory flat."""
+        with self.db.connection() as conn, conn.transaction():
+            with conn.cursor(name="migrator_pending") as cur:
+                cur.itersize = 2000
+                cur.execute(self.db.q["pending_jobs"], {"queue": queue, "func": func})
+                for row in cur:
+                    yield _pending(row)
+
+    def fetch_job(self, job_id: str) -> JobInfo | None:
+        row = self.db.fetch_one("fetch_job", {"id": job_id})
+        if row is None:
+            return None
+        (jid, queue, func, state, attempts, result, etype, emsg, tb, enq, started, finished, run_at) = row
+        return JobInfo(self.name, jid, func, queue, _state(state, run_at, attempts), attempts,
+                       payload.decode_value(result), etype, emsg, tb, enq, started, finished)
+
+    def retry_failed(self, ids: list[str] | None = None, func: str | None = None) -> int:
+        return len(self.db.fetch_all("retry_failed", {"ids": ids, "func": func}))
+
+    def delete_failed(self, ids: list[str] | None = None, func: str | None = None) -> int:
+        return len(self.db.fetch_all("delete_failed", {"ids": ids, "func": func}))
+
+    def purge_finished(self, older_than_seconds: float) -> int:
+        """Delete finished jobs older than the retention (expired results go by themselves)."""
+        return self.db.execute("purge_finished_before", {"seconds": older_than_seconds})
+
+    def take_pending(self, job_id: str, conn: psycopg.Connection[Any] | None = None) -> bool:
+        """Remove one not-started job (for transfer); False if it started, finished or is gone."""
+        return bool(self.db.fetch_all("take_pending", {"id": job_id}, conn=conn))
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        rows = self.db.fetch_all("list_workers", {"namespace": LOCK_NAMESPACE})
+        keys = ("id", "hostname", "pid", "queues", "started_at", "heartbeat_at", "alive")
+        return [dict(zip(keys, row)) for row in rows]
+
+
+def _state(state: str, run_at: datetime | None, attempts: int) -> JobState:
+    if state == "queued":
+        future = run_at is not None and run_at > datetime.now(timezone.utc)
+        if attempts > 0:
+            return JobState.RETRYING
+        return JobState.SCHEDULED if future else JobState.QUEUED
+    return LIVE_STATES[state]
+
+
+def _pending(row: tuple[Any, ...]) -> PendingJob:
+    (jid, queue, func, args, kwargs, meta, description, priority, state, run_at, enqueued_at, timeout_s,
+     result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts) = row
+    error = None
+    try:
+        args, kwargs, meta = payload.decode_value(args), payload.decode_value(kwargs), payload.decode_value(meta)
+    except (ValueError, TypeError) as exc:
+        error, args, kwargs, meta = f"payload cannot be decoded: {exc}", [], {}, {}
+    retry = RetryPolicy(retry_max, tuple(retry_intervals)) if retry_max else None
+    spec = JobSpec(func=func, args=tuple(args), kwargs=kwargs, queue=queue, job_id=jid, timeout=timeout_s,
+                   result_ttl=result_ttl, ttl=ttl, failure_ttl=failure_ttl, retry=retry, meta=meta,
+                   description=description, run_at=None if run_at == EPOCH else run_at, priority=priority,
+                   at_front=run_at == EPOCH, depends_on=tuple(depends_on))
+    return PendingJob(spec, _state(state, run_at, attempts), enqueued_at, error)
+

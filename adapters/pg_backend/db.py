@@ -1,0 +1,102 @@
+"""Connections to Postgres and the one narrow execute interface; psycopg errors become BackendUnavailable here."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import tuple_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from adapters.base import BackendUnavailable
+from adapters.pg_backend import sql as named
+
+# Server-side keepalives for sessions that hold a worker's liveness lock: if the worker's machine vanishes,
+# Postgres ends the session (and so frees the lock) after about idle + interval * count seconds.
+KEEPALIVE_SETTINGS = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"}
+
+
+def masked(url: str) -> str:
+    """`url` with its password hidden (adapters cannot import migrator.config.mask_url)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    host = f"{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+    return urlunsplit((parts.scheme, f"{parts.username or ''}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def unavailable(url: str, exc: BaseException) -> BackendUnavailable:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return BackendUnavailable("postgres", masked(url), detail[:200])
+
+
+def connect(url: str, *, autocommit: bool = True, application_name: str = "migrator",
+            keepalive: bool = False, timeout: float = 5.0) -> psycopg.Connection[Any]:
+    options = " ".join(f"-c {k}={v}" for k, v in KEEPALIVE_SETTINGS.items()) if keepalive else None
+    try:
+        return psycopg.connect(url, autocommit=autocommit, application_name=application_name,
+                               connect_timeout=max(1, int(timeout)), options=options or "")
+    except psycopg.OperationalError as exc:
+        raise unavailable(url, exc) from exc
+
+
+class Database:
+    """A pool of connections to one database and schema, and the named queries of that schema."""
+
+    def __init__(self, url: str, schema: str = "public", pool_size: int = 4) -> None:
+        self.url = url
+        self.schema = schema
+        self.q = named.queries(schema)
+        self.channel = named.channel(schema)
+        self._pool: ConnectionPool | None = None
+        self._pool_size = pool_size
+
+    @property
+    def pool(self) -> ConnectionPool:
+        if self._pool is None:
+            self._pool = ConnectionPool(self.url, min_size=1, max_size=self._pool_size, open=False,
+                                        kwargs={"autocommit": True, "application_name": "migrator"},
+                                        reconnect_timeout=30, timeout=5)
+            try:
+                self._pool.open(wait=True, timeout=5)
+            except PoolTimeout as exc:
+                self._pool = None
+                raise unavailable(self.url, exc) from exc
+        return self._pool
+
+    @contextlib.contextmanager
+    def connection(self, conn: psycopg.Connection[Any] | None = None) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection, or the caller's own (transactional enqueue), errors translated."""
+        if conn is not None:
+            yield conn
+            return
+        try:
+            with self.pool.connection() as pooled:
+                yield pooled
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise unavailable(self.url, exc) from exc
+
+    def execute(self, name: str, params: dict[str, Any] | None = None,
+                conn: psycopg.Connection[Any] | None = None) -> int:
+        with self.connection(conn) as c:
+            return c.execute(self.q[name], params, prepare=True).rowcount
+
+    def fetch_one(self, name: str, params: dict[str, Any] | None = None,
+                  conn: psycopg.Connection[Any] | None = None) -> tuple[Any, ...] | None:
+        with self.connection(conn) as c:
+            return c.cursor(row_factory=tuple_row).execute(self.q[name], params, prepare=True).fetchone()
+
+    def fetch_all(self, name: str, params: dict[str, Any] | None = None,
+                  conn: psycopg.Connection[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.connection(conn) as c:
+            return c.cursor(row_factory=tuple_row).execute(self.q[name], params, prepare=True).fetchall()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None

@@ -1,0 +1,200 @@
+-- insert_job: enqueue one job; a second enqueue of the same id is a no-op (no row returned)
+INSERT INTO {jobs} (id, queue, func, args, kwargs, meta, description, priority, state, run_at, timeout_s,
+                    result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on)
+VALUES (%(id)s, %(queue)s, %(func)s, %(args)s, %(kwargs)s, %(meta)s, %(description)s, %(priority)s,
+        %(state)s, coalesce(%(run_at)s, now()), %(timeout_s)s, %(result_ttl)s, %(ttl)s, %(failure_ttl)s,
+        %(retry_max)s, %(retry_intervals)s, %(depends_on)s)
+ON CONFLICT (id) DO NOTHING
+RETURNING id;
+
+-- insert_jobs: enqueue many jobs in one statement from parallel arrays; existing ids are skipped
+INSERT INTO {jobs} (id, queue, func, args, kwargs, meta, description, priority, run_at, timeout_s,
+                    result_ttl, ttl, failure_ttl, retry_max, retry_intervals)
+SELECT i.id, i.queue, i.func, i.args, i.kwargs, i.meta, i.description, i.priority, coalesce(i.run_at, now()),
+       i.timeout_s, i.result_ttl, i.ttl, i.failure_ttl, i.retry_max,
+       coalesce(string_to_array(i.retry_intervals, ',')::integer[], '{{}}')
+FROM unnest(%(id)s::text[], %(queue)s::text[], %(func)s::text[], %(args)s::jsonb[], %(kwargs)s::jsonb[],
+            %(meta)s::jsonb[], %(description)s::text[], %(priority)s::integer[], %(run_at)s::timestamptz[],
+            %(timeout_s)s::integer[], %(result_ttl)s::integer[], %(ttl)s::integer[], %(failure_ttl)s::integer[],
+            %(retry_max)s::integer[], %(retry_intervals)s::text[])
+     AS i(id, queue, func, args, kwargs, meta, description, priority, run_at, timeout_s, result_ttl, ttl,
+          failure_ttl, retry_max, retry_intervals)
+ON CONFLICT (id) DO NOTHING
+RETURNING id;
+
+-- lock_parents: hold the parents of a new dependent job so none can finish before the child is visible
+SELECT id, state FROM {jobs} WHERE id = ANY(%(ids)s) FOR SHARE;
+
+-- claim_jobs: lock the oldest runnable jobs of the given queues for one worker
+-- SKIP LOCKED lets workers claim side by side; the row stays 'running' with our worker id until we write
+-- its outcome, so a worker that dies leaves a trail the reaper can follow.
+WITH next AS (
+    SELECT id FROM {jobs}
+    WHERE state = 'queued' AND queue = ANY(%(queues)s) AND run_at <= now()
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {jobs} j
+SET state = 'running', worker_id = %(worker_id)s, started_at = now(), attempts = j.attempts + 1
+FROM next WHERE j.id = next.id
+RETURNING j.id, j.queue, j.func, j.args, j.kwargs, j.meta, j.timeout_s, j.attempts, j.interrupted, j.retry_max,
+          j.retry_intervals, j.enqueued_at, j.ttl, j.priority, j.run_at;
+
+-- finish_jobs: record the successes of one worker's batch; result_ttl 0 deletes the row at once
+WITH done AS (
+    SELECT d.id, d.result FROM unnest(%(ids)s::text[], %(results)s::jsonb[]) AS d(id, result)
+), gone AS (
+    DELETE FROM {jobs} j USING done
+    WHERE j.id = done.id AND j.state = 'running' AND j.worker_id = %(worker_id)s AND j.result_ttl = 0
+    RETURNING j.id
+), kept AS (
+    UPDATE {jobs} j
+    SET state = 'finished', finished_at = now(), worker_id = NULL, result = done.result,
+        expires_at = CASE WHEN j.result_ttl < 0 THEN NULL
+                          ELSE now() + make_interval(secs => coalesce(j.result_ttl, %(default_result_ttl)s)) END
+    FROM done
+    WHERE j.id = done.id AND j.state = 'running' AND j.worker_id = %(worker_id)s
+      AND j.result_ttl IS DISTINCT FROM 0
+    RETURNING j.id
+)
+SELECT id FROM gone UNION ALL SELECT id FROM kept;
+
+-- release_dependents: queue deferred jobs whose every parent has finished (or is gone); ids NULL checks all
+-- (housekeeping runs it so, catching two parents that finished at the same instant, or a crash in between)
+UPDATE {jobs} c SET state = 'queued', run_at = now()
+WHERE c.state = 'deferred' AND (%(ids)s::text[] IS NULL OR c.depends_on && %(ids)s::text[])
+  AND NOT EXISTS (SELECT 1 FROM {jobs} p WHERE p.id = ANY(c.depends_on) AND p.state <> 'finished')
+RETURNING c.id;
+
+-- fail_job: record one failed attempt: back to queued at run_at when it will be retried, else failed
+UPDATE {jobs}
+SET state = CASE WHEN %(retry)s THEN 'queued' ELSE 'failed' END,
+    run_at = CASE WHEN %(retry)s THEN now() + make_interval(secs => %(delay)s) ELSE run_at END,
+    finished_at = CASE WHEN %(retry)s THEN NULL ELSE now() END,
+    expires_at = CASE WHEN %(retry)s OR failure_ttl < 0 THEN NULL
+                      ELSE now() + make_interval(secs => coalesce(failure_ttl, %(default_failure_ttl)s)) END,
+    worker_id = NULL, error_type = %(error_type)s, error_message = %(error_message)s, traceback = %(traceback)s
+WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s
+RETURNING id, state;
+
+-- cancel_expired: a job that waited past its ttl is canceled instead of run (RQ's ttl)
+UPDATE {jobs}
+SET state = 'canceled', finished_at = now(), worker_id = NULL, error_type = 'Expired',
+    error_message = 'waited in the queue longer than its ttl', expires_at = now() + interval '1 day'
+WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s;
+
+-- release_jobs: give claimed-but-unstarted jobs back (shutdown, or a slow batch), their attempt not counted
+WITH back AS (
+    UPDATE {jobs} SET state = 'queued', worker_id = NULL, started_at = NULL, attempts = attempts - 1
+    WHERE id = ANY(%(ids)s) AND state = 'running' AND worker_id = %(worker_id)s
+    RETURNING queue
+)
+SELECT pg_notify(%(channel)s, q.queue) FROM (SELECT DISTINCT queue FROM back) q;
+
+-- register_worker: a worker row, written by the session that already holds the worker's advisory lock
+INSERT INTO {workers} (id, hostname, pid, queues) VALUES (%(id)s, %(hostname)s, %(pid)s, %(queues)s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now();
+
+-- next_worker_id: the id a new worker locks before it registers
+SELECT nextval(pg_get_serial_sequence(%(workers_table)s, 'id'));
+
+-- lock_worker: the session advisory lock that proves this worker alive; Postgres drops it with the session
+SELECT pg_try_advisory_lock(%(namespace)s::integer, %(id)s::integer);
+
+-- heartbeat: refresh the worker's timestamp (display, and the grace period of recovery)
+UPDATE {workers} SET heartbeat_at = now() WHERE id = %(id)s RETURNING id;
+
+-- unregister_worker: a worker that stops cleanly removes itself
+DELETE FROM {workers} WHERE id = %(id)s;
+
+-- reap_orphans: requeue running jobs whose worker's session is gone (lock released) and whose heartbeat
+-- is older than the grace period; a job interrupted too often fails instead of looping forever
+WITH live AS (
+    SELECT l.objid::bigint AS id FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.classid::bigint = %(namespace)s AND l.objsubid = 2 AND l.granted
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+), dead AS (
+    SELECT w.id FROM {workers} w
+    WHERE w.id NOT IN (SELECT id FROM live) AND w.heartbeat_at < now() - make_interval(secs => %(grace)s)
+), orphans AS (
+    SELECT j.id FROM {jobs} j
+    WHERE j.state = 'running'
+      AND (j.worker_id IN (SELECT id FROM dead)
+           OR NOT EXISTS (SELECT 1 FROM {workers} w WHERE w.id = j.worker_id))
+    FOR UPDATE OF j SKIP LOCKED
+), requeued AS (
+    UPDATE {jobs} j
+    SET state = CASE WHEN j.interrupted + 1 >= %(max_interrupts)s THEN 'failed' ELSE 'queued' END,
+        run_at = now(), worker_id = NULL, interrupted = j.interrupted + 1,
+        finished_at = CASE WHEN j.interrupted + 1 >= %(max_interrupts)s THEN now() END,
+        error_type = 'WorkerDied',
+        error_message = format('interrupted: worker %%s died during attempt %%s', j.worker_id, j.attempts)
+    FROM orphans WHERE j.id = orphans.id
+    RETURNING j.id, j.state
+), forgotten AS (
+    DELETE FROM {workers} w WHERE w.id IN (SELECT id FROM dead) RETURNING w.id
+)
+SELECT id, state FROM requeued;
+
+-- purge_expired: delete finished, failed and canceled jobs whose retention has passed
+DELETE FROM {jobs} WHERE expires_at < now() AND state IN ('finished', 'failed', 'canceled');
+
+-- purge_finished_before: delete finished jobs older than a retention, whatever their result_ttl
+DELETE FROM {jobs} WHERE state = 'finished' AND finished_at < now() - make_interval(secs => %(seconds)s);
+
+-- count_states: jobs per queue, job name and state, scheduled and retrying told apart from runnable
+SELECT queue, func,
+       CASE WHEN state = 'queued' AND run_at > now() AND attempts > 0 THEN 'retrying'
+            WHEN state = 'queued' AND run_at > now() THEN 'scheduled'
+            WHEN state = 'queued' AND attempts > 0 THEN 'retrying'
+            WHEN state = 'running' THEN 'started'
+            ELSE state END AS state,
+       count(*)
+FROM {jobs}
+WHERE (%(queue)s::text IS NULL OR queue = %(queue)s) AND (%(func)s::text IS NULL OR func = %(func)s)
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;
+
+-- pending_jobs: every job not yet done, in enqueue order, for drain, transfer and compat
+SELECT id, queue, func, args, kwargs, meta, description, priority, state, run_at, enqueued_at, timeout_s,
+       result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts
+FROM {jobs}
+WHERE state IN ('queued', 'deferred', 'running')
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s) AND (%(func)s::text IS NULL OR func = %(func)s)
+ORDER BY enqueued_at, id;
+
+-- fetch_job: one job by id, for status, result and error
+SELECT id, queue, func, state, attempts, result, error_type, error_message, traceback, enqueued_at,
+       started_at, finished_at, run_at
+FROM {jobs} WHERE id = %(id)s;
+
+-- retry_failed: put failed jobs back in their queue with a fresh attempt budget
+UPDATE {jobs}
+SET state = 'queued', run_at = now(), attempts = 0, interrupted = 0, finished_at = NULL, expires_at = NULL
+WHERE state = 'failed' AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s))
+  AND (%(func)s::text IS NULL OR func = %(func)s)
+RETURNING id;
+
+-- delete_failed: remove failed jobs
+DELETE FROM {jobs}
+WHERE state = 'failed' AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s))
+  AND (%(func)s::text IS NULL OR func = %(func)s)
+RETURNING id;
+
+-- take_pending: remove one not-started job so that it can be moved to another backend
+DELETE FROM {jobs} WHERE id = %(id)s AND state IN ('queued', 'deferred')
+RETURNING id;
+
+-- list_workers: registered workers, and whether their session still holds the liveness lock
+SELECT w.id, w.hostname, w.pid, w.queues, w.started_at, w.heartbeat_at,
+       EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid::bigint = %(namespace)s
+               AND l.objsubid = 2 AND l.objid::bigint = w.id AND l.granted
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS alive
+FROM {workers} w ORDER BY w.id;
+
+-- next_run_at: when the soonest scheduled job of these queues becomes runnable
+SELECT min(run_at) FROM {jobs} WHERE state = 'queued' AND queue = ANY(%(queues)s);
+
+-- schema_version: the highest migration applied
+SELECT coalesce(max(version), 0) FROM {schema_version};

@@ -1,0 +1,69 @@
+"""`--concurrency N`: N worker processes, each running jobs in its main thread so that job_timeout can
+interrupt them with SIGALRM (threads cannot be interrupted safely). The supervisor forwards stop signals
+and, unless in burst mode, replaces a worker process that died (its jobs are recovered by the reaper).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+from adapters.pg_backend.worker import Worker, WorkerOptions
+
+log = logging.getLogger("migrator.worker")
+
+
+def _child(url: str, options: WorkerOptions, schema: str) -> int:
+    try:
+        Worker(url, options, schema).run()
+        return 0
+    except Exception:
+        log.exception("worker process failed")
+        return 1
+
+
+def run_workers(url: str, options: WorkerOptions, concurrency: int = 1, schema: str = "public") -> int:
+    """Run `concurrency` worker processes until stopped; returns an exit code (0 clean)."""
+    if concurrency <= 1:
+        return _child(url, options, schema)
+    children: dict[int, int] = {}
+    stopping = False
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os._exit(_child(url, options, schema))
+        children[pid] = int(time.monotonic())
+
+    def forward(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for _ in range(concurrency):
+        spawn()
+    code = 0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        children.pop(pid, None)
+        exit_code = os.waitstatus_to_exitcode(status)
+        if exit_code != 0:
+            code = 1
+        if not stopping and not options.burst and exit_code != 0:
+            log.warning("worker process %s exited with %s; starting a new one", pid, exit_code)
+            time.sleep(1)
+            spawn()
+    return code

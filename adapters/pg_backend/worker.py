@@ -1,0 +1,253 @@
+"""The new backend's worker: claims jobs in batches, runs them, writes outcomes in batches, and recovers
+the jobs of dead workers. `--concurrency N` forks N such processes under one supervisor (see supervisor.py).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from adapters.base import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, BackendUnavailable
+from adapters.pg_backend import db, executor, liveness
+from adapters.pg_backend.executor import Claimed, Outcome
+
+log = logging.getLogger("migrator.worker")
+
+
+class JobInterrupted(BaseException):
+    """Raised in a running job when shutdown can wait no longer; the job is released, not failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    queues: tuple[str, ...] = ("default",)
+    batch: int = 100  # jobs claimed per round trip
+    burst: bool = False  # exit when nothing is runnable
+    poll_seconds: float = 1.0  # fallback when a NOTIFY is missed
+    hold_seconds: float = 1.0  # give back the unstarted rest of a batch once it has been held this long
+    flush_seconds: float = 0.05  # write successes at least this often
+    recovery_grace: float = 5.0  # seconds a dead worker's heartbeat must be stale before its jobs are requeued
+    reap_seconds: float = 2.0  # how often this worker looks for dead workers' jobs
+    heartbeat_seconds: float = 1.0
+    shutdown_grace: float = 25.0  # after SIGTERM, how long a running job may go on before it is released
+    missing_function_attempts: int = 10  # attempts for a job whose function does not import here
+    max_interrupts: int = 5  # a job whose worker died this often is failed instead of requeued
+
+
+class Worker:
+    def __init__(self, url: str, options: WorkerOptions, schema: str = "public") -> None:
+        self.db = db.Database(url, schema, pool_size=1)
+        self.o = options
+        self.queues = list(options.queues)
+        self.liveness = liveness.Liveness(self.db, self.queues, options.heartbeat_seconds)
+        self.conn: psycopg.Connection[Any] | None = None
+        self.stopping = False
+        self.processed = 0
+        self._done: list[Outcome] = []
+        self._failed: list[Outcome] = []
+        self._last_flush = time.monotonic()
+        self._next_housekeeping = 0.0
+        self._woken = False
+        self._in_job = False
+        self._stop_timer: threading.Timer | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Serve until stopped (or, with burst, until nothing is runnable); returns the jobs performed."""
+        self._install_signals()
+        worker_id = self.liveness.start()
+        log.info("worker %s serving queues %s", worker_id, ",".join(self.queues))
+        try:
+            while not self.stopping:
+                try:
+                    if not self._step():
+                        break
+                except (psycopg.OperationalError, BackendUnavailable) as exc:
+                    log.warning("lost postgres (%s); reconnecting", str(exc).splitlines()[0] if str(exc) else exc)
+                    self._drop_conn()
+                    time.sleep(0.5)
+            self._retry_flush()
+        finally:
+            if self._stop_timer:
+                self._stop_timer.cancel()
+            self._drop_conn()
+            self.liveness.stop()
+            self.db.close()
+        log.info("worker %s stopped after %s jobs", worker_id, self.processed)
+        return self.processed
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def _step(self) -> bool:
+        """One turn of the loop; False when a burst worker is done."""
+        conn = self._connection()
+        self._flush()
+        now = time.monotonic()
+        if now >= self._next_housekeeping:
+            self._housekeep(conn)
+            self._next_housekeeping = now + self.o.reap_seconds
+        jobs = self._claim(conn)
+        if jobs:
+            self._run_batch(conn, jobs)
+            return True
+        if self.o.burst:
+            return False
+        self._wait(conn)
+        return True
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self.conn is None or self.conn.closed:
+            self.conn = db.connect(self.db.url, application_name=f"migrator-worker-{self.liveness.worker_id}")
+            self.conn.add_notify_handler(self._on_notify)
+            self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.db.channel)))
+        return self.conn
+
+    def _drop_conn(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except psycopg.Error:
+                pass
+        self.conn = None
+
+    # -- claiming and running ---------------------------------------------------------------------------------
+    def _claim(self, conn: psycopg.Connection[Any]) -> list[Claimed]:
+        rows = self.db.fetch_all("claim_jobs", {"queues": self.queues, "limit": self.o.batch,
+                                                "worker_id": self.liveness.worker_id}, conn=conn)
+        jobs = [Claimed(*row) for row in rows]
+        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        return jobs
+
+    def _run_batch(self, conn: psycopg.Connection[Any], jobs: list[Claimed]) -> None:
+        claimed_at = time.monotonic()
+        for i, job in enumerate(jobs):
+            held_too_long = i > 0 and time.monotonic() - claimed_at > self.o.hold_seconds
+            if self.stopping or held_too_long:
+                self._release(conn, jobs[i:])
+                return
+            self._in_job = True
+            try:
+                outcome = executor.perform(job, self.o.missing_function_attempts)
+            except JobInterrupted:
+                self._in_job = False
+                self._flush()
+                self._release(conn, jobs[i:])
+                return
+            finally:
+                self._in_job = False
+            self._record(outcome)
+            if time.monotonic() - self._last_flush > self.o.flush_seconds:
+                self._flush()
+        self._flush()
+
+    def _record(self, outcome: Outcome) -> None:
+        self.processed += 1
+        (self._done if outcome.ok else self._failed).append(outcome)
+        if not outcome.ok and not outcome.expired:
+            level = logging.INFO if outcome.retry else logging.WARNING
+            log.log(level, "job %s failed (%s: %s)%s", outcome.job_id, outcome.error_type, outcome.error_message,
+                    f"; retry in {outcome.delay:.1f}s" if outcome.retry else "")
+
+    def _release(self, conn: psycopg.Connection[Any], jobs: list[Claimed]) -> None:
+        self.db.fetch_all("release_jobs", {"ids": [j.id for j in jobs], "worker_id": self.liveness.worker_id,
+                                           "channel": self.db.channel}, conn=conn)
+
+    # -- writing outcomes -------------------------------------------------------------------------------------
+    def _flush(self) -> None:
+        """Write recorded outcomes. On a lost connection they stay in memory and are written after reconnect."""
+        if not (self._done or self._failed):
+            return
+        conn = self._connection()
+        if self._done:
+            ids = [o.job_id for o in self._done]
+            self.db.execute("finish_jobs", {"ids": ids, "results": [o.result for o in self._done],
+                                            "worker_id": self.liveness.worker_id,
+                                            "default_result_ttl": DEFAULT_RESULT_TTL}, conn=conn)
+            self._done = []
+            self.db.execute("release_dependents", {"ids": ids}, conn=conn)
+        while self._failed:
+            self._write_failure(conn, self._failed[0])
+            self._failed.pop(0)
+        self._last_flush = time.monotonic()
+
+    def _write_failure(self, conn: psycopg.Connection[Any], o: Outcome) -> None:
+        if o.expired:
+            self.db.execute("cancel_expired", {"id": o.job_id, "worker_id": self.liveness.worker_id}, conn=conn)
+            return
+        self.db.execute("fail_job", {"id": o.job_id, "worker_id": self.liveness.worker_id, "retry": o.retry,
+                                     "delay": o.delay, "error_type": o.error_type, "error_message": o.error_message,
+                                     "traceback": o.traceback, "default_failure_ttl": DEFAULT_FAILURE_TTL},
+                        conn=conn)
+
+    def _retry_flush(self, attempts: int = 20) -> None:
+        """At shutdown: keep trying to write outcomes for a while, so finished work is not run again."""
+        for _ in range(attempts):
+            try:
+                self._flush()
+                return
+            except (psycopg.OperationalError, BackendUnavailable):
+                self._drop_conn()
+                time.sleep(0.5)
+        log.error("could not record %s outcomes; those jobs will be requeued and may run again",
+                  len(self._done) + len(self._failed))
+
+    # -- housekeeping and waiting -----------------------------------------------------------------------------
+    def _housekeep(self, conn: psycopg.Connection[Any]) -> None:
+        for job_id, state in liveness.reap_orphans(self.db, self.o.recovery_grace, self.o.max_interrupts, conn):
+            log.warning("job %s was running on a dead worker: %s", job_id,
+                        "requeued" if state == "queued" else "failed after too many interruptions")
+        self.db.execute("purge_expired", conn=conn)
+        self.db.execute("release_dependents", {"ids": None}, conn=conn)
+
+    def _on_notify(self, notify: psycopg.Notify) -> None:
+        self._woken = True
+
+    def _wait(self, conn: psycopg.Connection[Any]) -> None:
+        """Sleep until a NOTIFY, the next scheduled job, or the poll interval, whichever comes first."""
+        timeout = self.o.poll_seconds
+        row = self.db.fetch_one("next_run_at", {"queues": self.queues}, conn=conn)
+        if row and row[0] is not None:
+            timeout = max(0.0, min(timeout, (row[0] - datetime.now(timezone.utc)).total_seconds()))
+        if self._woken:
+            self._woken = False
+            return
+        for _ in conn.notifies(timeout=timeout, stop_after=1):
+            pass
+        self._woken = False
+
+    # -- signals ----------------------------------------------------------------------------------------------
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGUSR1, self._on_interrupt_signal)
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        if self.stopping:  # second signal: stop now, give the running job back
+            if self._in_job:
+                raise JobInterrupted()
+            return
+        log.info("stopping: no new jobs; the running one has %.0fs to finish", self.o.shutdown_grace)
+        self.stopping = True
+        if self._in_job:
+            self._stop_timer = threading.Timer(self.o.shutdown_grace, _interrupt_main)
+            self._stop_timer.daemon = True
+            self._stop_timer.start()
+
+    def _on_interrupt_signal(self, signum: int, frame: Any) -> None:
+        if self._in_job:
+            raise JobInterrupted()
+
+
+def _interrupt_main() -> None:
+    os.kill(os.getpid(), signal.SIGUSR1)

@@ -1,0 +1,92 @@
+"""Settings from the environment, `migrator.toml` or `[tool.migrator]` in pyproject.toml; and mask_url()."""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from migrator.errors import BadInput
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str = DEFAULT_REDIS_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    job_modules: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ("default",)
+    flag_cache_seconds: float = 1.0
+    lock_file: str = "migrator.lock.json"
+    # Postgres backend worker tuning (see docs/backend.md for why each default).
+    recovery_grace_seconds: float = 5.0
+    reap_interval_seconds: float = 2.0
+    poll_interval_seconds: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_urls(self, redis_url: str | None = None, database_url: str | None = None) -> "Settings":
+        return replace(self, redis_url=redis_url or self.redis_url,
+                       database_url=database_url or self.database_url)
+
+
+_KNOWN = {"job_modules", "queues", "flag_cache_seconds", "lock_file", "recovery_grace_seconds",
+          "reap_interval_seconds", "poll_interval_seconds", "redis_url", "database_url"}
+
+
+def read_file_settings(cwd: Path) -> dict[str, Any]:
+    """The [migrator] table from migrator.toml, else [tool.migrator] from pyproject.toml, else {}."""
+    own = cwd / "migrator.toml"
+    try:
+        if own.exists():
+            return tomllib.loads(own.read_text())
+        pyproject = cwd / "pyproject.toml"
+        if pyproject.exists():
+            return tomllib.loads(pyproject.read_text()).get("tool", {}).get("migrator", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"cannot read {own.name if own.exists() else 'pyproject.toml'}: {exc}; fix the TOML syntax") from exc
+    return {}
+
+
+def load(cwd: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Settings with precedence: environment > file > defaults (command-line flags are applied by the CLI)."""
+    env = dict(os.environ) if env is None else env
+    raw = read_file_settings(cwd or Path.cwd())
+    values: dict[str, Any] = {}
+    extra = {k: v for k, v in raw.items() if k not in _KNOWN}
+    for key in ("job_modules", "queues"):
+        if key in raw:
+            if not isinstance(raw[key], list) or not all(isinstance(x, str) for x in raw[key]):
+                raise BadInput(f"configuration key {key!r} must be a list of strings, e.g. {key} = [\"app.jobs\"]")
+            values[key] = tuple(raw[key])
+    for key in ("flag_cache_seconds", "recovery_grace_seconds", "reap_interval_seconds", "poll_interval_seconds"):
+        if key in raw:
+            if not isinstance(raw[key], (int, float)) or raw[key] < 0:
+                raise BadInput(f"configuration key {key!r} must be a number >= 0")
+            values[key] = float(raw[key])
+    for key in ("lock_file", "redis_url", "database_url"):
+        if key in raw:
+            values[key] = str(raw[key])
+    if env.get("REDIS_URL"):
+        values["redis_url"] = env["REDIS_URL"]
+    if env.get("DATABASE_URL"):
+        values["database_url"] = env["DATABASE_URL"]
+    return Settings(**values, extra=extra)
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***, safe to print or log."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
