@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import psycopg
+from rq import get_current_job
 
 
 def noop(*args: Any, **kwargs: Any) -> None:
@@ -37,3 +38,22 @@ def ledger(key: str, sleep: float = 0.0) -> str:
     with psycopg.connect(os.environ["LEDGER_URL"], autocommit=True) as conn:
         conn.execute("INSERT INTO migrator_test_ledger (key, pid) VALUES (%s, %s)", [key, os.getpid()])
     return key
+
+
+def note_success(job: Any, connection: Any, result: Any, *args: Any, **kwargs: Any) -> None:
+    """on_success callback for the RQ adapter tests: records the job id in a Redis list the test reads."""
+    connection.rpush("tests:succeeded", job.id)
+
+
+def note_failure(job: Any, connection: Any, *exc_info: Any, **kwargs: Any) -> None:
+    """on_failure callback for the RQ adapter tests."""
+    connection.rpush("tests:failed", job.id)
+
+
+def block_until_released(key: str, timeout: float = 120.0) -> str:
+    """Hold the worker (the job stays started) until the test pushes to `key`: no sleeping, no timing."""
+    job = get_current_job()
+    assert job is not None, "block_until_released runs only under an RQ worker"
+    if job.connection.blpop([key], timeout=timeout) is None:
+        raise TimeoutError(f"nobody released {key}")
+    return "released"

@@ -1,0 +1,5 @@
+"""The legacy backend: RQ on Redis, enqueued through rq's API and inspected through its registries."""
+from adapters.rq_backend.backend import RQBackend
+from adapters.rq_backend.workers import RQWorker
+
+__all__ = ["RQBackend", "RQWorker"]

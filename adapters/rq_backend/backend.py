@@ -1,0 +1,142 @@
+"""RQBackend: the legacy backend behind the JobBackend protocol, enqueuing and inspecting through rq's own API."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import rq
+from redis import Redis
+from rq.job import Job
+from rq.serializers import resolve_serializer
+
+from adapters.base import BackendName, Enqueued, JobInfo, JobSpec, JobState, PendingJob, StateCount
+from adapters.rq_backend import connection as conn_mod
+from adapters.rq_backend import enqueue as opts
+from adapters.rq_backend import inventory, jobinfo, removal
+from adapters.rq_backend.connection import reachable
+from adapters.rq_backend.workers import RQWorker, list_workers
+
+
+class RQBackend:
+    """RQ on Redis, with the app's own serializer, queue class and job class, so RQ workers see no difference."""
+
+    name = BackendName.RQ
+
+    def __init__(self, redis: str | Redis, serializer: Any = None, queue_class: type[rq.Queue] | None = None,
+                 job_class: type[Job] | None = None) -> None:
+        self.connection = conn_mod.connect(redis) if isinstance(redis, str) else redis
+        self.url = redis if isinstance(redis, str) else conn_mod.describe(redis)
+        self.serializer = resolve_serializer(serializer)
+        self.queue_class = queue_class or rq.Queue
+        self.job_class = job_class or Job
+
+    def queue(self, name: str) -> rq.Queue:
+        return self.queue_class(name, connection=self.connection, job_class=self.job_class,
+                                serializer=self.serializer)
+
+    def ping(self) -> None:
+        with reachable(self.url):
+            self.connection.ping()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    # -- enqueue ---------------------------------------------------------------------------------------------
+    def enqueue(self, spec: JobSpec) -> Enqueued:
+        with reachable(self.url):
+            job = self._enqueue(spec)
+        return Enqueued(self.name, job.id, spec.queue, spec.func)
+
+    def _enqueue(self, spec: JobSpec, pipeline: Any = None) -> Job:
+        q = self.queue(spec.queue)
+        if spec.run_at is not None:
+            return q.enqueue_at(spec.run_at, spec.func, pipeline=pipeline, **opts.scheduled_options(spec))
+        return q.enqueue_call(spec.func, pipeline=pipeline, **opts.options(spec))
+
+    def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
+        """One pipeline for every job without dependencies (Queue.prepare_data + enqueue_many); a job with
+        depends_on is enqueued on its own, because RQ checks its parents' state at enqueue time."""
+        specs = list(specs)
+        ids: dict[int, str] = {}
+        with reachable(self.url):
+            with self.connection.pipeline() as pipe:
+                self._enqueue_batch(specs, pipe, ids)
+                pipe.execute()
+            for i, spec in enumerate(specs):
+                if spec.depends_on:
+                    ids[i] = self._enqueue(spec).id
+        return [Enqueued(self.name, ids[i], s.queue, s.func) for i, s in enumerate(specs)]
+
+    def _enqueue_batch(self, specs: list[JobSpec], pipe: Any, ids: dict[int, str]) -> None:
+        by_queue: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+        for i, spec in enumerate(specs):
+            if spec.depends_on:
+                continue
+            if spec.run_at is not None:
+                ids[i] = self._enqueue(spec, pipeline=pipe).id
+            else:
+                by_queue[spec.queue].append((i, self.queue_class.prepare_data(spec.func, **opts.options(spec))))
+        for name, items in by_queue.items():
+            jobs = self.queue(name).enqueue_many([data for _, data in items], pipeline=pipe)
+            ids.update((i, job.id) for (i, _), job in zip(items, jobs))
+
+    # -- inspection ------------------------------------------------------------------------------------------
+    def queues(self) -> list[str]:
+        with reachable(self.url):
+            return sorted(q.name for q in self.queue_class.all(connection=self.connection,
+                                                                job_class=self.job_class,
+                                                                serializer=self.serializer))
+
+    def _holders(self, queue: str | None) -> list[inventory.Holder]:
+        names = [queue] if queue is not None else self.queues()
+        holders = [h for name in names for h in inventory.queue_holders(self.queue(name))]
+        return holders + inventory.rate_limited_holders(self.connection)
+
+    def counts(self, queue: str | None = None, func: str | None = None, by_func: bool = False) -> list[StateCount]:
+        """Per queue and state; per job name too when `func` is given or `by_func` (which reads every job's
+        name); otherwise a count's func is inventory.ANY_FUNC and costs one LLEN/ZCARD per registry."""
+        with reachable(self.url):
+            holders = self._holders(queue)
+            if func is None and not by_func:
+                return _only_queue(inventory.fast_counts(self.connection, holders, self.job_class), queue)
+            return inventory.scan_counts(self.connection, holders, self.job_class, self.serializer, func, queue)
+
+    def raw_counts(self, queue: str) -> dict[JobState, int]:
+        """Sizes of one queue's list and registries, one round trip, nothing read per job (retries waiting
+        for their interval are counted as scheduled here)."""
+        holders = inventory.queue_holders(self.queue(queue))
+        with reachable(self.url):
+            sizes = inventory.sizes(self.connection, holders)
+        totals: dict[JobState, int] = defaultdict(int)
+        for holder, size in zip(holders, sizes):
+            totals[holder.state] += size
+        return dict(totals)
+
+    def iter_pending(self, queue: str | None = None, func: str | None = None) -> Iterator[PendingJob]:
+        with reachable(self.url):
+            holders = self._holders(queue)
+            yield from inventory.pending(self.connection, holders, self.job_class, self.serializer, func, queue)
+
+    def fetch_job(self, job_id: str) -> JobInfo | None:
+        with reachable(self.url):
+            return jobinfo.fetch(self.connection, self.job_class, self.serializer, job_id)
+
+    # -- maintenance -----------------------------------------------------------------------------------------
+    def remove_pending(self, job_id: str) -> bool:
+        with reachable(self.url):
+            return removal.remove_pending(self.connection, self.queue, self.job_class, job_id)
+
+    def requeue_failed(self, job_id: str) -> bool:
+        with reachable(self.url):
+            return removal.requeue_failed(self.connection, self.queue, self.job_class, job_id)
+
+    def workers(self, worker_class: type[rq.Worker] = rq.Worker) -> list[RQWorker]:
+        with reachable(self.url):
+            return list_workers(self.connection, worker_class)
+
+
+def _only_queue(counts: list[StateCount], queue: str | None) -> list[StateCount]:
+    """Rate-limit sets span queues: keep their jobs of the asked queue only."""
+    return counts if queue is None else [c for c in counts if c.queue == queue]
+

@@ -1,0 +1,164 @@
+"""RQ job hashes read as values: job name, payload and enqueue options, decoded without importing the job function.
+
+Pure functions over the raw hash fields (bytes as Redis returns them) and the app's RQ serializer: nothing here
+talks to Redis, and nothing here raises on a bad job: the problem is reported in PendingJob.error.
+"""
+from __future__ import annotations
+
+import json
+import pickletools
+import zlib
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from adapters.base import JobSpec, JobState, PendingJob, RetryPolicy
+
+UNKNOWN_FUNC = "<unknown>"
+GONE = "job hash is gone (expired or deleted) while its id is still listed"
+# The fields a count needs: the job name (inside data) and what tells a retry from a first run.
+COUNT_FIELDS = ("data", "status", "started_at", "number_of_retries")
+STATUS_STATES = {
+    "queued": JobState.QUEUED, "created": JobState.QUEUED, "scheduled": JobState.SCHEDULED,
+    "deferred": JobState.DEFERRED, "started": JobState.STARTED, "failed": JobState.FAILED,
+    "stopped": JobState.FAILED, "finished": JobState.FINISHED, "canceled": JobState.CANCELED,
+    # RQ 3 only: waiting for a rate-limit slot, or dependencies met and about to be pushed on the queue.
+    "rate_limited": JobState.QUEUED, "ready_to_enqueue": JobState.QUEUED,
+}
+_PICKLE_PREFIX_OPS = frozenset({"PROTO", "FRAME", "MARK"})
+
+
+def text(value: bytes | str | None) -> str | None:
+    if value is None:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def call_data(data: bytes) -> bytes:
+    """RQ zlib-compresses the call since 1.x and still reads uncompressed data written before."""
+    try:
+        return zlib.decompress(data)
+    except zlib.error:
+        return data
+
+
+def pickled_func_name(payload: bytes) -> str | None:
+    """The job name from a pickled (func_name, instance, args, kwargs) without unpickling the args, which may
+    name app classes that are not importable here: it is the first string the pickle pushes."""
+    try:
+        for op, arg, _ in pickletools.genops(payload):
+            if isinstance(arg, str) and ("UNICODE" in op.name or "STRING" in op.name):
+                return str(arg)
+            if op.name not in _PICKLE_PREFIX_OPS:
+                return None
+    except Exception:  # any malformed byte string: we only guess here, the caller reports
+        return None
+    return None
+
+
+def func_name(data: bytes | None, serializer: Any) -> str:
+    """The job name of a stored call, UNKNOWN_FUNC when it cannot be read."""
+    if not data:
+        return UNKNOWN_FUNC
+    payload = call_data(data)
+    if payload[:1] == b"\x80":  # a pickle (protocol 2+): skip unpickling args just to count
+        name = pickled_func_name(payload)
+        if name:
+            return name
+    try:
+        return str(serializer.loads(payload)[0])
+    except Exception:
+        return pickled_func_name(payload) or UNKNOWN_FUNC
+
+
+def decode_call(data: bytes | None, serializer: Any) -> tuple[str, tuple[Any, ...], dict[str, Any], str | None]:
+    """(func, args, kwargs, error): the error says why the payload is unusable, args and kwargs then empty."""
+    if not data:
+        return UNKNOWN_FUNC, (), {}, "job hash has no payload (data field missing)"
+    try:
+        func, instance, args, kwargs = serializer.loads(call_data(data))
+    except Exception as exc:
+        return func_name(data, serializer), (), {}, f"payload cannot be decoded: {type(exc).__name__}: {exc}"
+    if instance is not None:
+        return str(func), tuple(args), dict(kwargs), "job calls a method of a pickled instance, not a job function"
+    return str(func), tuple(args), dict(kwargs), None
+
+
+def has_run(status: str | None, started_at: str | None, number_of_retries: str | None) -> bool:
+    """A job waiting again after a failed attempt: RQ 2.0 leaves started_at set, later RQ also counts retries."""
+    if status not in ("queued", "scheduled"):
+        return False
+    return bool(started_at) or int(number_of_retries or 0) > 0
+
+
+def waiting_state(where: JobState, status: str | None, started_at: str | None, retries: str | None) -> JobState:
+    """The state of a job found in a queue or registry: where it sits, unless it sits there to be retried."""
+    if where in (JobState.QUEUED, JobState.SCHEDULED) and has_run(status, started_at, retries):
+        return JobState.RETRYING
+    return where
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """RQ writes UTC as ...Z, or naive; the adapter hands out aware datetimes only."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _json_list(value: str | None) -> list[Any]:
+    """A JSON list field of the hash; a damaged one reads as empty rather than failing the whole listing."""
+    try:
+        parsed = json.loads(value) if value else []
+    except ValueError:
+        return []
+    return parsed if isinstance(parsed, list) else []
+
+
+def retry_policy(retries_left: str | None, intervals: str | None) -> RetryPolicy | None:
+    """What is left of the job's RQ Retry: the remaining attempts and their intervals."""
+    left = _int(retries_left)
+    if not left:
+        return None
+    return RetryPolicy(left, tuple(int(i) for i in _json_list(intervals)))
+
+
+def decode_meta(raw: bytes | None, serializer: Any) -> tuple[dict[str, Any], str | None]:
+    if not raw:
+        return {}, None
+    try:
+        return dict(serializer.loads(raw)), None
+    except Exception as exc:
+        return {}, f"meta cannot be decoded: {type(exc).__name__}: {exc}"
+
+
+def pending_job(job_id: str, queue: str, where: JobState, raw: Mapping[Any, Any] | None, serializer: Any,
+                run_at: datetime | None = None) -> PendingJob:
+    """One job of a queue or registry as a PendingJob; a missing hash or bad payload is reported, not raised."""
+    if not raw:
+        return PendingJob(JobSpec(func=UNKNOWN_FUNC, queue=queue, job_id=job_id), where, error=GONE)
+    f = {text(k): v for k, v in raw.items()}
+    s = {k: text(v) for k, v in f.items() if k not in ("data", "meta")}
+    func, args, kwargs, error = decode_call(f.get("data"), serializer)
+    meta, meta_error = decode_meta(f.get("meta"), serializer)
+    spec = JobSpec(
+        func=func, args=args, kwargs=kwargs, queue=s.get("origin") or queue, job_id=job_id,
+        timeout=_int(s.get("timeout")), result_ttl=_int(s.get("result_ttl")), ttl=_int(s.get("ttl")),
+        failure_ttl=_int(s.get("failure_ttl")), retry=retry_policy(s.get("retries_left"), s.get("retry_intervals")),
+        meta=meta, description=s.get("description") or None, run_at=run_at,
+        at_front=bool(_int(s.get("enqueue_at_front"))),
+        depends_on=tuple(str(d) for d in _json_list(s.get("dependency_ids"))),
+        on_success=s.get("success_callback_name") or None, on_failure=s.get("failure_callback_name") or None)
+    state = waiting_state(where, s.get("status"), s.get("started_at"), s.get("number_of_retries"))
+    enqueued = parse_time(s.get("enqueued_at")) or parse_time(s.get("created_at"))
+    return PendingJob(spec, state, enqueued, error or meta_error)
