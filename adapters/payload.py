@@ -60,7 +60,7 @@ def encode_value(value: Any, path: str = "value") -> Any:
     raise _fail(path, value)
 
 
-_DECODERS = {
+_DECODERS: dict[str, Any] = {
     "tuple": lambda v: tuple(decode_value(x) for x in v),
     "set": lambda v: {decode_value(x) for x in v},
     "frozenset": lambda v: frozenset(decode_value(x) for x in v),

@@ -87,14 +87,20 @@ class LocalPostgres:
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         ids = self._ids
-        preexec = (lambda: (os.setgid(ids[1]), os.setuid(ids[0]))) if ids else None  # noqa: E731
+
+        def drop_root() -> None:
+            if ids:
+                os.setgid(ids[1])
+                os.setuid(ids[0])
+
         return subprocess.run([str(self.bindir / args[0]), *args[1:]], capture_output=True, text=True,
-                              preexec_fn=preexec, cwd=self.root)  # type: ignore[arg-type]
+                              preexec_fn=drop_root, cwd=self.root)
 
     def init(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         if self._ids:
             _open_path_for(self.bindir)
+            _open_path_for(self.root.parent)
             os.chown(self.root, *self._ids)
         if not (self.data / "PG_VERSION").exists():
             done = self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")

@@ -40,6 +40,30 @@ def ledger(key: str, sleep: float = 0.0) -> str:
     return key
 
 
+def swallow_timeout(seconds: float) -> str:
+    """A job that tries to swallow every Exception; the worker's timeout must still stop it."""
+    try:
+        time.sleep(seconds)
+    except Exception:
+        return "swallowed"
+    return "slept"
+
+
+def write_pid_then_sleep(path: str, seconds: float) -> str:
+    """Tell the test which process runs it, then block (so the test can kill that process mid-job)."""
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
+    return "done"
+
+
+def ledger_with_pid(key: str, path: str, sleep: float) -> str:
+    """Record the run, say which process runs it, then block: a run interrupted mid-job leaves a ledger row."""
+    with open(path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    return ledger(key, sleep)
+
+
 def note_success(job: Any, connection: Any, result: Any, *args: Any, **kwargs: Any) -> None:
     """on_success callback for the RQ adapter tests: records the job id in a Redis list the test reads."""
     connection.rpush("tests:succeeded", job.id)

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from adapters import payload
+from adapters.spec import from_enqueue_data
 from adapters.base import (DEFAULT_TIMEOUT, BackendName, Enqueued, JobInfo,
                            JobRefused, JobSpec, JobState, PendingJob, RetryPolicy, StateCount)
 from adapters.pg_backend.db import Database
@@ -87,16 +88,18 @@ class PostgresBackend:
                 self.db.execute("insert_job", params, conn=c)
         return Enqueued(self.name, params["id"], spec.queue, spec.func)
 
-    def enqueue_many(self, specs: Iterable[JobSpec], conn: psycopg.Connection[Any] | None = None) -> list[Enqueued]:
-        """Insert many jobs in one round trip; ids that already exist are skipped, as with enqueue."""
-        specs = list(specs)
+    def enqueue_many(self, specs: Iterable[JobSpec | Any], conn: psycopg.Connection[Any] | None = None,
+                     queue: str = "default") -> list[Enqueued]:
+        """Insert many jobs in one round trip; ids that already exist are skipped, as with enqueue.
+        Accepts JobSpecs or `rq.Queue.prepare_data(...)` items (enqueued on `queue`)."""
+        specs = [s if isinstance(s, JobSpec) else from_enqueue_data(s, queue) for s in specs]
         if any(s.depends_on for s in specs):
             return [self.enqueue(s, conn) for s in specs]
         columns: dict[str, list[Any]] = {k: [] for k in (
             "id", "queue", "func", "args", "kwargs", "meta", "description", "priority", "run_at", "timeout_s",
             "result_ttl", "ttl", "failure_ttl", "retry_max", "retry_intervals")}
-        for spec in specs:
-            params = row_params(spec)
+        for one in specs:
+            params = row_params(one)
             params["retry_intervals"] = ",".join(map(str, params["retry_intervals"])) or None
             for key, values in columns.items():
                 values.append(params[key])
@@ -167,7 +170,8 @@ def _pending(row: tuple[Any, ...]) -> PendingJob:
     retry = RetryPolicy(retry_max, tuple(retry_intervals)) if retry_max else None
     spec = JobSpec(func=func, args=tuple(args), kwargs=kwargs, queue=queue, job_id=jid, timeout=timeout_s,
                    result_ttl=result_ttl, ttl=ttl, failure_ttl=failure_ttl, retry=retry, meta=meta,
-                   description=description, run_at=None if run_at == EPOCH else run_at, priority=priority,
+                   description=description, run_at=None if run_at == EPOCH or run_at <= enqueued_at else run_at,
+                   priority=priority,
                    at_front=run_at == EPOCH, depends_on=tuple(depends_on))
     return PendingJob(spec, _state(state, run_at, attempts), enqueued_at, error)
 

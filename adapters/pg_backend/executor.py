@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib
 import random
 import signal
-import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ class Claimed:
     ttl: int | None
     priority: int
     run_at: datetime
+    result_ttl: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,17 +96,20 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise JobTimeout()
 
 
+def install_timeout_handler() -> None:
+    """Once per worker process, in its main thread: SIGALRM raises JobTimeout in the running job."""
+    signal.signal(signal.SIGALRM, _on_alarm)
+
+
 def _call_with_timeout(fn: Callable[..., Any], args: Any, kwargs: Any, timeout_s: int) -> Any:
     """Call `fn`, interrupting it after timeout_s with SIGALRM as RQ does (main thread only; <= 0 means none)."""
-    if timeout_s <= 0 or threading.current_thread() is not threading.main_thread():
+    if timeout_s <= 0 or signal.getsignal(signal.SIGALRM) is not _on_alarm:
         return fn(*args, **kwargs)
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
         return fn(*args, **kwargs)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def perform(job: Claimed, missing_function_attempts: int) -> Outcome:
@@ -122,8 +125,8 @@ def perform(job: Claimed, missing_function_attempts: int) -> Outcome:
         retry = job.attempts < max(missing_function_attempts, job.retry_max + 1)
         return _failed(job, exc, retry, "")
     except JobTimeout:
-        exc = JobTimeout(f"job exceeded its timeout of {job.timeout_s}s")
-        return _failed(job, exc, job.attempts <= job.retry_max, traceback.format_exc())
+        timeout = JobTimeout(f"job exceeded its timeout of {job.timeout_s}s")
+        return _failed(job, timeout, job.attempts <= job.retry_max, traceback.format_exc())
     except Exception as exc:  # the job's own error: recorded, retried per its policy
         return _failed(job, exc, job.attempts <= job.retry_max, traceback.format_exc())
     try:

@@ -33,7 +33,14 @@ class WorkerOptions:
     burst: bool = False  # exit when nothing is runnable
     poll_seconds: float = 1.0  # fallback when a NOTIFY is missed
     hold_seconds: float = 1.0  # give back the unstarted rest of a batch once it has been held this long
-    flush_seconds: float = 0.05  # write successes at least this often
+    # When outcomes are written: right after any job that took flush_after_job or longer, else at least every
+    # flush_every. A worker killed at the worst instant re-runs at most that window's jobs (see docs/backend.md):
+    # one job that did real work (I/O, a partner call), or a few milliseconds of near-instant ones.
+    flush_after_job: float = 0.001
+    flush_every: float = 0.005
+    # Outcome commits skip the WAL flush wait unless sync_commit is set: a *Postgres* crash may then forget the
+    # last fraction of a second of outcomes, and those jobs run again (they are never lost).
+    sync_commit: bool = False
     recovery_grace: float = 5.0  # seconds a dead worker's heartbeat must be stale before its jobs are requeued
     reap_seconds: float = 2.0  # how often this worker looks for dead workers' jobs
     heartbeat_seconds: float = 1.0
@@ -51,9 +58,9 @@ class Worker:
         self.conn: psycopg.Connection[Any] | None = None
         self.stopping = False
         self.processed = 0
-        self._done: list[Outcome] = []
-        self._failed: list[Outcome] = []
-        self._last_flush = time.monotonic()
+        self._unwritten: list[Outcome] = []  # recorded, not yet sent
+        self._sent: list[Outcome] = []  # sent in the current pipeline, not yet confirmed
+        self._last_send = time.monotonic()
         self._next_housekeeping = 0.0
         self._woken = False
         self._in_job = False
@@ -107,6 +114,8 @@ class Worker:
     def _connection(self) -> psycopg.Connection[Any]:
         if self.conn is None or self.conn.closed:
             self.conn = db.connect(self.db.url, application_name=f"migrator-worker-{self.liveness.worker_id}")
+            if not self.o.sync_commit:
+                self.conn.execute("SET synchronous_commit = off")
             self.conn.add_notify_handler(self._on_notify)
             self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.db.channel)))
         return self.conn
@@ -128,30 +137,35 @@ class Worker:
         return jobs
 
     def _run_batch(self, conn: psycopg.Connection[Any], jobs: list[Claimed]) -> None:
+        # Pipeline mode sends outcomes without waiting for the reply, so the next job starts at once; sent
+        # outcomes are kept until the pipeline syncs at the end of the batch, and re-sent if the connection broke.
         claimed_at = time.monotonic()
-        for i, job in enumerate(jobs):
-            held_too_long = i > 0 and time.monotonic() - claimed_at > self.o.hold_seconds
-            if self.stopping or held_too_long:
-                self._release(conn, jobs[i:])
-                return
-            self._in_job = True
-            try:
-                outcome = executor.perform(job, self.o.missing_function_attempts)
-            except JobInterrupted:
-                self._in_job = False
-                self._flush()
-                self._release(conn, jobs[i:])
-                return
-            finally:
-                self._in_job = False
-            self._record(outcome)
-            if time.monotonic() - self._last_flush > self.o.flush_seconds:
-                self._flush()
-        self._flush()
+        with conn.pipeline():
+            for i, job in enumerate(jobs):
+                held_too_long = i > 0 and time.monotonic() - claimed_at > self.o.hold_seconds
+                if self.stopping or held_too_long:
+                    self._release(conn, jobs[i:])
+                    break
+                started = time.monotonic()
+                self._in_job = True
+                try:
+                    outcome = executor.perform(job, self.o.missing_function_attempts)
+                except JobInterrupted:
+                    self._in_job = False
+                    self._release(conn, jobs[i:])
+                    break
+                finally:
+                    self._in_job = False
+                self._record(outcome)
+                now = time.monotonic()
+                if now - started >= self.o.flush_after_job or now - self._last_send >= self.o.flush_every:
+                    self._send(conn)
+            self._send(conn)
+        self._sent.clear()  # the pipeline synced: every outcome sent above is written
 
     def _record(self, outcome: Outcome) -> None:
         self.processed += 1
-        (self._done if outcome.ok else self._failed).append(outcome)
+        self._unwritten.append(outcome)
         if not outcome.ok and not outcome.expired:
             level = logging.INFO if outcome.retry else logging.WARNING
             log.log(level, "job %s failed (%s: %s)%s", outcome.job_id, outcome.error_type, outcome.error_message,
@@ -163,21 +177,29 @@ class Worker:
 
     # -- writing outcomes -------------------------------------------------------------------------------------
     def _flush(self) -> None:
-        """Write recorded outcomes. On a lost connection they stay in memory and are written after reconnect."""
-        if not (self._done or self._failed):
+        """Write outcomes left unwritten by a lost connection (writing one twice is harmless: it is conditional
+        on the job still being ours and running)."""
+        if not (self._unwritten or self._sent):
             return
         conn = self._connection()
-        if self._done:
-            ids = [o.job_id for o in self._done]
-            self.db.execute("finish_jobs", {"ids": ids, "results": [o.result for o in self._done],
-                                            "worker_id": self.liveness.worker_id,
-                                            "default_result_ttl": DEFAULT_RESULT_TTL}, conn=conn)
-            self._done = []
-            self.db.execute("release_dependents", {"ids": ids}, conn=conn)
-        while self._failed:
-            self._write_failure(conn, self._failed[0])
-            self._failed.pop(0)
-        self._last_flush = time.monotonic()
+        self._unwritten[:0] = self._sent
+        self._sent.clear()
+        self._send(conn)
+        self._sent.clear()
+
+    def _send(self, conn: psycopg.Connection[Any]) -> None:
+        """Send the recorded outcomes: all successes in one statement, failures one by one (they are rare)."""
+        outcomes, self._unwritten = self._unwritten, []
+        ok = [o for o in outcomes if o.ok]
+        if ok:
+            conn.execute(self.db.q["finish_jobs"], {"ids": [o.job_id for o in ok], "results": [o.result for o in ok],
+                                                    "worker_id": self.liveness.worker_id,
+                                                    "default_result_ttl": DEFAULT_RESULT_TTL}, prepare=True)
+        for o in outcomes:
+            if not o.ok:
+                self._write_failure(conn, o)
+        self._sent.extend(outcomes)
+        self._last_send = time.monotonic()
 
     def _write_failure(self, conn: psycopg.Connection[Any], o: Outcome) -> None:
         if o.expired:
@@ -198,7 +220,7 @@ class Worker:
                 self._drop_conn()
                 time.sleep(0.5)
         log.error("could not record %s outcomes; those jobs will be requeued and may run again",
-                  len(self._done) + len(self._failed))
+                  len(self._unwritten) + len(self._sent))
 
     # -- housekeeping and waiting -----------------------------------------------------------------------------
     def _housekeep(self, conn: psycopg.Connection[Any]) -> None:
@@ -231,6 +253,7 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGUSR1, self._on_interrupt_signal)
+        executor.install_timeout_handler()
 
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
         if self.stopping:  # second signal: stop now, give the running job back

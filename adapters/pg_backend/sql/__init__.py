@@ -10,8 +10,8 @@ from psycopg import sql
 HERE = Path(__file__).parent
 _NAME = re.compile(r"^-- (\w+):", re.M)
 
-TABLES = ("jobs", "workers", "schema_version")
-BARE = ("jobs_claim_idx", "jobs_running_idx", "jobs_expiry_idx", "jobs_deferred_idx", "jobs_func_idx",
+TABLES = ("jobs", "workers", "schema_version", "flags", "routing_history", "seen_jobs")
+BARE = ("jobs_claim_idx", "jobs_running_idx", "jobs_expiry_idx", "jobs_deferred_idx",
         "notify_trigger")
 
 
@@ -42,9 +42,11 @@ def identifiers(schema: str) -> dict[str, sql.Composable]:
 
 
 @cache
-def queries(schema: str) -> dict[str, sql.Composed]:
+def queries(schema: str) -> dict[str, str]:
+    """Query name -> SQL with its identifiers quoted; rendered once, since composing on every call is costly
+    on the worker's hot path."""
     ids = identifiers(schema)
-    return {name: sql.SQL(text).format(**ids) for name, text in raw_queries().items()}
+    return {name: sql.SQL(text).format(**ids).as_string(None) for name, text in raw_queries().items()}
 
 
 def migrations() -> list[tuple[int, str, str]]:

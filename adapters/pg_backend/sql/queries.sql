@@ -39,9 +39,11 @@ UPDATE {jobs} j
 SET state = 'running', worker_id = %(worker_id)s, started_at = now(), attempts = j.attempts + 1
 FROM next WHERE j.id = next.id
 RETURNING j.id, j.queue, j.func, j.args, j.kwargs, j.meta, j.timeout_s, j.attempts, j.interrupted, j.retry_max,
-          j.retry_intervals, j.enqueued_at, j.ttl, j.priority, j.run_at;
+          j.retry_intervals, j.enqueued_at, j.ttl, j.priority, j.run_at, j.result_ttl;
 
--- finish_jobs: record the successes of one worker's batch; result_ttl 0 deletes the row at once
+-- finish_jobs: record successes; result_ttl 0 deletes the row at once; dependents whose other parents are
+-- all finished are queued in the same statement (two parents finishing at the same instant are caught by
+-- housekeeping's release_dependents)
 WITH done AS (
     SELECT d.id, d.result FROM unnest(%(ids)s::text[], %(results)s::jsonb[]) AS d(id, result)
 ), gone AS (
@@ -57,6 +59,12 @@ WITH done AS (
     WHERE j.id = done.id AND j.state = 'running' AND j.worker_id = %(worker_id)s
       AND j.result_ttl IS DISTINCT FROM 0
     RETURNING j.id
+), released AS (
+    UPDATE {jobs} c SET state = 'queued', run_at = now()
+    WHERE c.state = 'deferred' AND c.depends_on && %(ids)s::text[]
+      AND NOT EXISTS (SELECT 1 FROM {jobs} p WHERE p.id = ANY(c.depends_on) AND p.state <> 'finished'
+                                                AND NOT p.id = ANY(%(ids)s::text[]))
+    RETURNING c.id
 )
 SELECT id FROM gone UNION ALL SELECT id FROM kept;
 

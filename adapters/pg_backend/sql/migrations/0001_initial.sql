@@ -38,7 +38,6 @@ CREATE INDEX IF NOT EXISTS {jobs_claim_idx} ON {jobs} (queue, priority DESC, run
 CREATE INDEX IF NOT EXISTS {jobs_running_idx} ON {jobs} (worker_id) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS {jobs_expiry_idx} ON {jobs} (expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS {jobs_deferred_idx} ON {jobs} USING gin (depends_on) WHERE state = 'deferred';
-CREATE INDEX IF NOT EXISTS {jobs_func_idx} ON {jobs} (func, state);
 
 CREATE TABLE IF NOT EXISTS {workers} (
     id           bigserial PRIMARY KEY,

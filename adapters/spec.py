@@ -1,0 +1,126 @@
+"""Turn RQ's enqueue vocabulary (a callable or dotted name, RQ options, `Queue.prepare_data` items) into JobSpec."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from adapters.base import JobRefused, JobSpec, RetryPolicy
+
+# RQ options JobSpec carries; anything else passed to enqueue is refused by name, never dropped.
+OPTIONS = frozenset({"job_id", "job_timeout", "timeout", "result_ttl", "ttl", "failure_ttl", "retry", "meta",
+                     "at_front", "depends_on", "description", "on_success", "on_failure", "priority"})
+UNSUPPORTED = frozenset({"on_stopped", "repeat", "webhooks", "pipeline", "job_class", "serializer"})
+
+
+def job_name(func: Callable[..., Any] | str) -> str:
+    """The dotted path RQ records for a job function (`app.jobs.send_email`)."""
+    if isinstance(func, str):
+        return func
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
+        raise JobRefused(f"{func!r} is not an importable module-level function; workers could not find it")
+    return f"{module}.{qualname}"
+
+
+def parse_timeout(value: Any, option: str = "job_timeout") -> int | None:
+    """RQ accepts seconds or strings like '10m', '1h', '30s'."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise JobRefused(f"{option} must be seconds or a string like '10m', not {value!r}")
+    if isinstance(value, (int, float)):
+        return int(value)
+    text = str(value).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise JobRefused(f"{option}={value!r} is not a duration; use seconds or '10m', '1h'") from None
+
+
+def _retry(value: Any) -> RetryPolicy | None:
+    if value is None:
+        return None
+    if isinstance(value, RetryPolicy):
+        return value
+    maximum = getattr(value, "max", None)
+    if not isinstance(maximum, int):
+        raise JobRefused(f"retry={value!r} is not an rq.Retry")
+    intervals = getattr(value, "intervals", None) or []
+    if isinstance(intervals, int):
+        intervals = [intervals]
+    return RetryPolicy(maximum, tuple(int(i) for i in intervals))
+
+
+def _callback(value: Any, option: str) -> str | None:
+    if value is None:
+        return None
+    func = getattr(value, "func", value)  # rq.Callback keeps the function (or its name) in .func
+    return job_name(func)
+
+
+def _dependencies(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, (list, tuple)) else [value]
+    ids: list[str] = []
+    for item in items:
+        inner = getattr(item, "dependencies", None)  # rq.Dependency(jobs=[...])
+        if inner is not None:
+            ids.extend(_dependencies(inner))
+        else:
+            ids.append(item if isinstance(item, str) else str(getattr(item, "id", getattr(item, "job_id", item))))
+    return tuple(ids)
+
+
+def build_spec(func: Callable[..., Any] | str, args: tuple[Any, ...] | list[Any] | None = None,
+               kwargs: Mapping[str, Any] | None = None, queue: str = "default",
+               run_at: datetime | None = None, **options: Any) -> JobSpec:
+    """A JobSpec from RQ-style enqueue arguments; JobRefused names any option it cannot carry."""
+    unknown = set(options) - OPTIONS
+    given_unsupported = sorted(k for k in unknown & UNSUPPORTED if options[k] is not None)
+    if given_unsupported:
+        raise JobRefused(f"RQ option {given_unsupported[0]} is not supported by migrator; remove it or enqueue "
+                         "with rq directly")
+    if unknown - UNSUPPORTED:
+        raise JobRefused(f"unknown enqueue option {sorted(unknown - UNSUPPORTED)[0]!r}")
+    timeout = options.get("job_timeout", options.get("timeout"))
+    return JobSpec(
+        func=job_name(func), args=tuple(args or ()), kwargs=dict(kwargs or {}), queue=queue,
+        job_id=options.get("job_id"), timeout=parse_timeout(timeout),
+        result_ttl=parse_timeout(options.get("result_ttl"), "result_ttl"),
+        ttl=parse_timeout(options.get("ttl"), "ttl"),
+        failure_ttl=parse_timeout(options.get("failure_ttl"), "failure_ttl"),
+        retry=_retry(options.get("retry")), meta=dict(options.get("meta") or {}),
+        description=options.get("description"), run_at=run_at, priority=int(options.get("priority") or 0),
+        at_front=bool(options.get("at_front")), depends_on=_dependencies(options.get("depends_on")),
+        on_success=_callback(options.get("on_success"), "on_success"),
+        on_failure=_callback(options.get("on_failure"), "on_failure"))
+
+
+def from_enqueue_data(item: Any, queue: str) -> JobSpec:
+    """A JobSpec from one `rq.Queue.prepare_data(...)` item (an EnqueueData named tuple)."""
+    fields = item._asdict()
+    for name in ("on_stopped", "repeat", "webhooks"):
+        if fields.get(name) is not None:
+            raise JobRefused(f"RQ option {name} is not supported by migrator; remove it or enqueue with rq directly")
+    return build_spec(fields["func"], fields["args"], fields["kwargs"], queue,
+                      job_timeout=fields["timeout"], result_ttl=fields["result_ttl"], ttl=fields["ttl"],
+                      failure_ttl=fields["failure_ttl"], description=fields["description"],
+                      depends_on=fields.get("depends_on"), job_id=fields["job_id"], at_front=fields["at_front"],
+                      meta=fields["meta"], retry=fields["retry"], on_success=fields["on_success"],
+                      on_failure=fields["on_failure"])
+
+
+def run_at_in(delay: timedelta | int | float) -> datetime:
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+
+
+def aware(when: datetime) -> datetime:
+    """RQ treats a naive datetime as UTC; so do we."""
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)

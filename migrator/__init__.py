@@ -1,0 +1,1 @@
+"""migrator: move background jobs from RQ to a Postgres job queue one job at a time."""

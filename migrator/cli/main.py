@@ -1,0 +1,45 @@
+"""The command group, and the boundary that turns errors into one line and an exit code."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from adapters.base import BackendError
+from migrator.cli import backend_cmds, demo, routing
+from migrator.cli.options import AppContext
+from migrator.errors import MigratorError, exit_code_for
+
+
+class Group(click.Group):
+    """Errors of the toolkit and of the backends end the command with one line, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (MigratorError, BackendError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exit_code_for(exc))
+
+
+@click.group(cls=Group)
+@click.option("--redis-url", envvar="REDIS_URL", help="Redis of the legacy backend (RQ) [env REDIS_URL].")
+@click.option("--database-url", envvar="DATABASE_URL", help="Postgres of the new backend [env DATABASE_URL].")
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.pass_context
+def cli(ctx: click.Context, redis_url: str | None, database_url: str | None, verbose: bool) -> None:
+    """Move background jobs from RQ to a Postgres job queue, one job at a time."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx.obj = AppContext(redis_url, database_url)
+
+
+backend_cmds.register(cli)
+routing.register(cli)
+cli.add_command(demo.demo)
+
+
+def main() -> None:
+    cli(prog_name="migrator")

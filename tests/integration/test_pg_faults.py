@@ -1,0 +1,113 @@
+"""Faults for real: workers SIGKILLed mid-job, Postgres stopped under a running worker, many workers at once."""
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from adapters.base import JobSpec, JobState
+from adapters.pg_backend import schema
+from adapters.pg_backend.backend import PostgresBackend
+from migrator.localservers import LocalPostgres
+from tests.conftest import ledger_counts, spawn_cli, wait_for
+
+
+def pids_in(path: Path) -> list[int]:
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def test_sigkilled_worker_job_is_recovered_by_another_worker(backend, pg_url, ledger_url, tmp_path):
+    pid_file = tmp_path / "pids"
+    backend.enqueue(JobSpec("tests.jobs.ledger_with_pid", ("victim", str(pid_file), 1.0), job_id="victim"))
+    first = spawn_cli("worker", DATABASE_URL=pg_url)
+    wait_for(lambda: pids_in(pid_file), what="job to start in the first worker")
+    os.kill(pids_in(pid_file)[0], signal.SIGKILL)
+    first.wait(10)
+    assert backend.fetch_job("victim").state == JobState.STARTED  # the dead worker's claim is still there
+    second = spawn_cli("worker", "--recovery-grace", "1", DATABASE_URL=pg_url)
+    try:
+        wait_for(lambda: backend.fetch_job("victim").state == JobState.FINISHED, timeout=60,
+                 what="the orphaned job to be recovered and run")
+    finally:
+        second.terminate()
+        second.wait(30)
+    info = backend.fetch_job("victim")
+    assert info.attempts == 2
+    with psycopg.connect(pg_url) as conn:
+        interrupted = conn.execute("SELECT interrupted FROM migrator_jobs WHERE id = 'victim'").fetchone()[0]
+    assert interrupted == 1
+    assert len(set(pids_in(pid_file))) == 2
+
+
+def test_live_workers_jobs_are_never_taken(backend, pg_url, tmp_path):
+    pid_file = tmp_path / "pids"
+    backend.enqueue(JobSpec("tests.jobs.write_pid_then_sleep", (str(pid_file), 4), job_id="held"))
+    busy = spawn_cli("worker", DATABASE_URL=pg_url)
+    wait_for(lambda: pids_in(pid_file), what="job to start")
+    reaper = spawn_cli("worker", "--recovery-grace", "0", DATABASE_URL=pg_url)
+    try:
+        wait_for(lambda: backend.fetch_job("held").state == JobState.FINISHED, timeout=60, what="job to finish")
+    finally:
+        for proc in (busy, reaper):
+            proc.terminate()
+            proc.wait(30)
+    assert len(pids_in(pid_file)) == 1
+    assert backend.fetch_job("held").attempts == 1
+
+
+def test_several_workers_never_run_a_job_twice(backend, pg_url, ledger_url):
+    n = 600
+    backend.enqueue_many([JobSpec("tests.jobs.ledger", (f"job-{i}",)) for i in range(n)])
+    workers = [spawn_cli("worker", "--batch", "20", DATABASE_URL=pg_url) for _ in range(4)]
+    try:
+        wait_for(lambda: sum(ledger_counts(ledger_url).values()) >= n, timeout=120, what="all jobs to run")
+        wait_for(lambda: not [c for c in backend.counts() if c.state != JobState.FINISHED], what="outcomes written")
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(30)
+    counts = ledger_counts(ledger_url)
+    assert len(counts) == n
+    assert [k for k, c in counts.items() if c > 1] == []
+
+
+@pytest.fixture
+def own_postgres():
+    """A Postgres of this test's own, to stop and start under a running worker."""
+    with tempfile.TemporaryDirectory(prefix="migrator-restart-") as d:
+        server = LocalPostgres(Path(d), durable=True).start()
+        try:
+            schema.migrate(server.url)
+            with psycopg.connect(server.url, autocommit=True) as conn:
+                conn.execute("CREATE TABLE migrator_test_ledger (key text NOT NULL, pid integer, at timestamptz DEFAULT now())")
+            yield server
+        finally:
+            server.stop("immediate")
+
+
+def test_worker_survives_a_postgres_restart(own_postgres, monkeypatch):
+    url = own_postgres.url
+    monkeypatch.setenv("LEDGER_URL", url)
+    backend = PostgresBackend(url)
+    worker = spawn_cli("worker", DATABASE_URL=url)
+    try:
+        backend.enqueue_many([JobSpec("tests.jobs.ledger", (f"before-{i}",)) for i in range(20)])
+        wait_for(lambda: len(ledger_counts(url)) == 20, what="jobs before the restart")
+        backend.close()
+        own_postgres.stop("fast")
+        assert worker.poll() is None
+        own_postgres.start()
+        backend = PostgresBackend(url)
+        backend.enqueue_many([JobSpec("tests.jobs.ledger", (f"after-{i}",)) for i in range(20)])
+        wait_for(lambda: len(ledger_counts(url)) == 40, timeout=60, what="jobs after the restart")
+        assert worker.poll() is None
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        backend.close()
+    assert set(ledger_counts(url).values()) == {1}
