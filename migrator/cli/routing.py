@@ -1,0 +1,202 @@
+"""`flip`, `unflip`, `rollout`, `rollback`, `status`, `history`: the routing commands over migrator.flags."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Column, Table
+
+from adapters.base import BackendName
+from migrator import history, known_jobs, routing_db, routing_status, wiring
+from migrator.cli.options import AppContext, console, emit_json, json_option, pass_app
+from migrator.config import Settings
+from migrator.errors import BadInput
+from migrator.flags import Change, FlagStore
+from migrator.router import decide
+
+by_option = click.option("--by", help="Who makes the change, for the audit log [default: OS user@host].")
+
+
+def _schema(settings: Settings) -> str:
+    return str(settings.extra.get("schema", "public"))
+
+
+def _known(settings: Settings) -> list[str]:
+    if os.getcwd() not in sys.path:  # like `rq worker`, the app's modules import from the working directory
+        sys.path.insert(0, os.getcwd())
+    with routing_db.connection(settings.database_url) as conn:
+        return known_jobs.known_jobs(conn, _schema(settings), settings.job_modules)
+
+
+def _require_known(settings: Settings, store: FlagStore, job: str) -> None:
+    if not job.strip():
+        raise BadInput("the job name is empty; give the dotted path, e.g. app.jobs.send_email")
+    snapshot = store.snapshot()
+    known = set(_known(settings)) | snapshot.flipped | snapshot.pinned
+    if job in known:
+        return
+    guesses = known_jobs.closest(job, known)
+    hint = f"did you mean {', '.join(guesses)}? " if guesses else ""
+    raise BadInput(f"unknown job {job!r}: not in job_modules and never routed; {hint}"
+                   "use --force to flip a job not seen yet")
+
+
+def _say(text: str) -> None:
+    """One message, printed as is: no rich markup in job names, no wrapping inside a command to copy."""
+    console.print(escape(text), soft_wrap=True)
+
+
+def _report(change: Change, job: str | None, settings: Settings) -> None:
+    if change.entry is None:
+        what = f"{job} already routes that way" if job else "the routing is already so"
+        _say(f"{what}; nothing changed (routing version {change.after.version})")
+        return
+    line = history.summarize(change.before, change.after)
+    if job:
+        route = decide(job, change.after)
+        line += f": {job} routes to {route.backend} ({route.reason})"
+    _say(f"{line}\nrecorded as change #{change.entry.id} by {change.entry.actor}; running processes "
+         f"follow within {settings.flag_cache_seconds:g}s")
+
+
+@click.command()
+@click.argument("job")
+@click.option("--back", is_flag=True, help="Pin JOB to the legacy backend (RQ), even when a rollout includes it.")
+@click.option("--force", is_flag=True, help="Accept a job name that is neither configured nor seen yet.")
+@by_option
+@pass_app
+def flip(app: AppContext, job: str, back: bool, force: bool, by: str | None) -> None:
+    """Route JOB to the new backend (Postgres), or with --back pin it to the legacy one."""
+    settings = app.settings()
+    store = FlagStore.from_settings(settings)
+    if not force:
+        _require_known(settings, store, job)
+    _report(store.pin(job, by) if back else store.flip(job, by), job, settings)
+
+
+@click.command()
+@click.argument("job")
+@by_option
+@pass_app
+def unflip(app: AppContext, job: str, by: str | None) -> None:
+    """Remove JOB's flip or pin: it follows the rollout rule again."""
+    settings = app.settings()
+    change = FlagStore.from_settings(settings).unflip(job, by)
+    flagged = change.before.flipped | change.before.pinned
+    if change.entry is None and job not in flagged:
+        guesses = known_jobs.closest(job, flagged)
+        hint = f"; did you mean {', '.join(guesses)}?" if guesses else ""
+        raise BadInput(f"{job!r} is neither flipped nor pinned, so there is nothing to unflip{hint}")
+    _report(change, job, settings)
+
+
+@click.command()
+@click.option("--percent", type=float, help="Route this percentage of job names (0..100) to the new backend.")
+@click.option("--all", "everything", is_flag=True, help="Route every job not pinned to the new backend.")
+@by_option
+@pass_app
+def rollout(app: AppContext, percent: float | None, everything: bool, by: str | None) -> None:
+    """Route a percentage of job names, or all of them, to the new backend (per-job flips and pins win)."""
+    if (percent is None) == (not everything):
+        raise BadInput("give exactly one of --percent P or --all")
+    settings = app.settings()
+    store = FlagStore.from_settings(settings)
+    _report(store.rollout_all(by) if everything else store.rollout_percent(percent or 0.0, by), None, settings)
+
+
+@click.command()
+@by_option
+@pass_app
+def rollback(app: AppContext, by: str | None) -> None:
+    """Everything back to the legacy backend: clears flips, pins and rollout in one recorded step."""
+    settings = app.settings()
+    change = FlagStore.from_settings(settings).rollback(by)
+    _report(change, None, settings)
+    if change.entry is not None and change.entry.restore_commands:
+        _say("to redo what was rolled back:\n  " + "\n  ".join(change.entry.restore_commands))
+
+
+def _postgres_counter(settings: Settings) -> routing_status.Counter:
+    def count() -> list[Any]:
+        backend = wiring.postgres_backend(settings)
+        try:
+            return backend.counts()
+        finally:
+            backend.close()
+    return count
+
+
+def _rq_counter(settings: Settings) -> routing_status.Counter | None:
+    # The RQ adapter is optional here: status must keep working on an install (or a checkout) without it.
+    try:
+        module = importlib.import_module("adapters.rq_backend")
+    except ImportError:
+        return None
+    backend_class = getattr(module, "RQBackend", None)
+    if backend_class is None:
+        return None
+    # by_func: status lists pending jobs per job name, so RQ must read each job's name, not only list sizes
+    return lambda: list(backend_class(settings.redis_url).counts(by_func=True))
+
+
+@click.command()
+@json_option
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
+    """Every known job: where it routes and why; queue depths on both backends."""
+    settings = app.settings()
+    snapshot = FlagStore.from_settings(settings).snapshot()
+    counters = {BackendName.POSTGRES: _postgres_counter(settings), BackendName.RQ: _rq_counter(settings)}
+    report = routing_status.build(snapshot, _known(settings), counters)
+    if as_json:
+        emit_json(report.to_json())
+        return
+    _render_status(report)
+
+
+def _render_status(report: routing_status.StatusReport) -> None:
+    s = report.snapshot
+    _say(f"routing version {s.version}: rollout {history.rollout_rule(s)}, {len(s.flipped)} flipped, "
+                  f"{len(s.pinned)} pinned")
+    jobs = Table(Column("job", overflow="fold"), "backend", "why", "bucket", "pending rq", "pending postgres")
+    for j in report.jobs:
+        jobs.add_row(escape(j.job), str(j.route.backend), j.route.reason, str(j.bucket),
+                     str(j.pending.get("rq", "-")), str(j.pending.get("postgres", "-")))
+    console.print(jobs)
+    depths = Table("backend", "queue", "states")
+    for d in report.depths:
+        if d.error:
+            depths.add_row(str(d.backend), "-", f"unavailable: {d.error}")
+        for queue, states in sorted(d.by_queue().items()):
+            depths.add_row(str(d.backend), queue, ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+    console.print(depths)
+
+
+@click.command("history")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000), help="Newest entries shown.")
+@json_option
+@pass_app
+def history_cmd(app: AppContext, limit: int, as_json: bool) -> None:
+    """The audit log of routing changes: who, when, what, before and after."""
+    settings = app.settings()
+    entries = history.entries(settings.database_url, _schema(settings), limit)
+    if as_json:
+        emit_json([e.to_json() for e in entries])
+        return
+    table = Table("#", "when", "who", Column("what", overflow="fold"), Column("change", overflow="fold"))
+    for e in entries:
+        table.add_row(str(e.id), e.at.strftime("%Y-%m-%d %H:%M:%S %Z"), escape(e.actor),
+                      escape(f"{e.action} {e.job}" if e.job else e.action), escape(history.summarize(e.before, e.after)))
+    console.print(table)
+    for e in entries:
+        if e.action == "rollback" and e.restore_commands:
+            _say(f"to restore the routing before rollback #{e.id}:\n  " + "\n  ".join(e.restore_commands))
+
+
+def register(group: click.Group) -> None:
+    for command in (flip, unflip, rollout, rollback, status, history_cmd):
+        group.add_command(command)

@@ -1,0 +1,52 @@
+"""Known job names: the functions of the configured job modules plus every name the router has routed."""
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+
+from migrator import routing_db
+from migrator.errors import BadInput
+
+
+def module_jobs(modules: Iterable[str]) -> list[str]:
+    """`module.function` for every public function defined in each module (not the ones it imports)."""
+    names: list[str] = []
+    for module_name in modules:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # any error while importing the app's code is a configuration problem
+            raise BadInput(f"cannot import job module {module_name!r} ({type(exc).__name__}: {exc}); "
+                           "fix job_modules in migrator.toml or PYTHONPATH") from exc
+        for attr, value in vars(module).items():
+            if inspect.isfunction(value) and value.__module__ == module.__name__ and not attr.startswith("_"):
+                names.append(f"{module.__name__}.{attr}")
+    return sorted(names)
+
+
+def record_seen(conn: psycopg.Connection[Any], schema: str, names: Iterable[str]) -> None:
+    """Upsert job names in one statement (the router batches them, see flags.CachedFlags.record_seen)."""
+    batch = sorted(set(names))
+    if batch:
+        routing_db.fetch_all(conn, schema, "record_seen", {"names": batch})
+
+
+def seen_jobs(conn: psycopg.Connection[Any], schema: str) -> list[str]:
+    return [name for (name,) in routing_db.fetch_all(conn, schema, "seen_jobs")]
+
+
+def known_jobs(conn: psycopg.Connection[Any], schema: str, modules: Iterable[str]) -> list[str]:
+    return sorted(set(module_jobs(modules)) | set(seen_jobs(conn, schema)))
+
+
+def closest(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """Known names a typo most likely meant; a bare function name matches its dotted paths first."""
+    known = list(known)
+    tail = name.rsplit(".", 1)[-1]
+    same_function = [k for k in known if k.rsplit(".", 1)[-1] == tail and k != name]
+    fuzzy = difflib.get_close_matches(name, known, n=n, cutoff=0.6)
+    return list(dict.fromkeys([*same_function, *fuzzy]))[:n]

@@ -1,0 +1,78 @@
+"""What `status` reports: every known job, where it routes and why, and the queue depths on both backends."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.base import PENDING_STATES, BackendError, BackendName, StateCount
+from migrator import router
+from migrator.errors import MigratorError
+from migrator.snapshot import RoutingSnapshot
+
+Counter = Callable[[], list[StateCount]]  # one backend's counts per queue, job name and state
+
+
+@dataclass(frozen=True, slots=True)
+class Depths:
+    """One backend's counts, or why they could not be read (status still reports the routing)."""
+
+    backend: BackendName
+    counts: tuple[StateCount, ...] = ()
+    error: str | None = None
+
+    def pending(self, job: str | None = None) -> int:
+        return sum(c.count for c in self.counts if c.state in PENDING_STATES and (job is None or c.func == job))
+
+    def by_queue(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for c in self.counts:
+            states = out.setdefault(c.queue, {})
+            states[str(c.state)] = states.get(str(c.state), 0) + c.count
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    job: str
+    route: router.Route
+    bucket: int
+    pending: dict[str, int] = field(default_factory=dict)  # backend name -> pending jobs of this name
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    snapshot: RoutingSnapshot
+    known: bool  # False when the flag store could not be read: routing shown is the legacy default
+    jobs: tuple[JobStatus, ...]
+    depths: tuple[Depths, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "routing": {**self.snapshot.to_json(), "known": self.known},
+            "jobs": [{"job": j.job, "backend": str(j.route.backend), "reason": j.route.reason, "bucket": j.bucket,
+                      "pending": j.pending} for j in self.jobs],
+            "queues": {str(d.backend): {"error": d.error, "queues": d.by_queue(), "pending": d.pending()}
+                       for d in self.depths},
+        }
+
+
+def read_depths(backend: BackendName, counter: Counter | None) -> Depths:
+    if counter is None:
+        return Depths(backend, error="no adapter installed for this backend")
+    try:
+        return Depths(backend, tuple(counter()))
+    except (BackendError, MigratorError) as exc:
+        return Depths(backend, error=str(exc))
+
+
+def build(snapshot: RoutingSnapshot, known_jobs: Iterable[str], counters: Mapping[BackendName, Counter | None],
+          known: bool = True) -> StatusReport:
+    """Every job that is known, flagged, or waiting in a queue, with its route and pending counts."""
+    depths = tuple(read_depths(name, counters.get(name)) for name in (BackendName.RQ, BackendName.POSTGRES))
+    names = set(known_jobs) | snapshot.flipped | snapshot.pinned
+    names |= {c.func for d in depths for c in d.counts}
+    jobs = tuple(JobStatus(name, router.decide(name, snapshot), router.bucket(name),
+                           {str(d.backend): d.pending(name) for d in depths if d.error is None})
+                 for name in sorted(names))
+    return StatusReport(snapshot, known, jobs, depths)
