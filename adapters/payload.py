@@ -92,6 +92,8 @@ def decode_value(value: Any) -> Any:
 
 def encode_call(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> tuple[str, str]:
     """JSON text of (args, kwargs), each refused value named as args[i] or kwargs['name']."""
+    if not args and not kwargs:
+        return "[]", "{}"
     enc_args = [encode_value(v, f"args[{i}]") for i, v in enumerate(args)]
     enc_kwargs = {}
     for k, v in kwargs.items():

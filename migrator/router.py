@@ -2,11 +2,22 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import logging
+import threading
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
 
-from adapters.base import BackendName
+from adapters.base import BackendName, BackendUnavailable, Enqueued, JobBackend, JobInfo, JobSpec
+from migrator import config, wiring
+from migrator.config import Settings
+from migrator.flags import CachedFlags
 from migrator.snapshot import RoutingSnapshot
+
+log = logging.getLogger("migrator.router")
+REMEMBERED_IDS = 10_000  # recent job ids whose backend a dependent job can follow without a lookup
+FALLBACKS: Counter[BackendName] = Counter()  # jobs sent to the other backend because theirs was unreachable
 
 BUCKETS = 10_000  # percentages in steps of 0.01
 
@@ -49,3 +60,100 @@ def decide(job_name: str, snapshot: RoutingSnapshot) -> Route:
     if snapshot.percent <= 0:
         return DEFAULT
     return IN_PERCENT if bucket(job_name) < snapshot.threshold else OUT_OF_PERCENT
+
+
+class Router:
+    """Hands each job to the backend its flags name at enqueue time; the app's one entry point."""
+
+    def __init__(self, legacy: JobBackend, new: JobBackend, flags: CachedFlags, fallback: bool = False) -> None:
+        self.backends = {BackendName.RQ: legacy, BackendName.POSTGRES: new}
+        self.flags = flags
+        self.fallback = fallback  # opt-in: an unreachable chosen backend sends the job to the other one
+        self._placed: OrderedDict[str, BackendName] = OrderedDict()  # recent job ids -> backend, for depends_on
+        self._placed_lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, redis: Any = None, fallback: bool | None = None, settings: Settings | None = None) -> "Router":
+        """A router from REDIS_URL, DATABASE_URL and migrator.toml (`fallback = true` there opts in)."""
+        settings = settings or config.load()
+        legacy = wiring.rq_backend(settings, connection=redis)
+        new = wiring.postgres_backend(settings)
+        flags = CachedFlags.from_settings(settings).start()
+        chosen = bool(settings.extra.get("fallback", False)) if fallback is None else fallback
+        return cls(legacy, new, flags, chosen)
+
+    def decide(self, job_name: str) -> Route:
+        return decide(job_name, self.flags.snapshot())
+
+    def enqueue(self, spec: JobSpec) -> Enqueued:
+        """Enqueue one job where its flags (or its parent, for depends_on) say."""
+        route = self._route_for(spec)
+        self.flags.record_seen((spec.func,))
+        try:
+            placed = self.backends[route.backend].enqueue(spec)
+        except BackendUnavailable as exc:
+            placed = self._fall_back(spec, route.backend, exc)
+        self._remember(placed)
+        return placed
+
+    def enqueue_many(self, specs: list[JobSpec]) -> list[Enqueued]:
+        """Enqueue many jobs, one batch per backend, results in the order given."""
+        groups: dict[BackendName, list[int]] = {}
+        for i, spec in enumerate(specs):
+            groups.setdefault(self._route_for(spec).backend, []).append(i)
+        self.flags.record_seen({s.func for s in specs})
+        out: list[Enqueued | None] = [None] * len(specs)
+        for name, indexes in groups.items():
+            batch = [specs[i] for i in indexes]
+            try:
+                placed = self.backends[name].enqueue_many(batch)
+            except BackendUnavailable as exc:
+                placed = [self._fall_back(s, name, exc) for s in batch]
+            for i, one in zip(indexes, placed):
+                out[i] = one
+                self._remember(one)
+        return [o for o in out if o is not None]
+
+    def fetch_job(self, backend: BackendName, job_id: str) -> JobInfo | None:
+        return self.backends[backend].fetch_job(job_id)
+
+    def close(self) -> None:
+        self.flags.close()
+        for backend in self.backends.values():
+            close = getattr(backend, "close", None)
+            if close:
+                close()
+
+    def _route_for(self, spec: JobSpec) -> Route:
+        if spec.depends_on:
+            parent = self._parent_backend(spec.depends_on[0])
+            if parent is not None:
+                return Route(parent, "follows its parent")
+        return self.decide(spec.func)
+
+    def _parent_backend(self, job_id: str) -> BackendName | None:
+        """A dependent job goes where its parent went: remembered in this process, else looked up."""
+        with self._placed_lock:
+            known = self._placed.get(job_id)
+        if known is not None:
+            return known
+        for name in (BackendName.POSTGRES, BackendName.RQ):
+            if self.backends[name].fetch_job(job_id) is not None:
+                return name
+        return None
+
+    def _remember(self, placed: Enqueued) -> None:
+        with self._placed_lock:
+            self._placed[placed.job_id] = placed.backend
+            if len(self._placed) > REMEMBERED_IDS:
+                self._placed.popitem(last=False)
+
+    def _fall_back(self, spec: JobSpec, chosen: BackendName, exc: BackendUnavailable) -> Enqueued:
+        if not self.fallback:
+            raise exc
+        other = BackendName.RQ if chosen is BackendName.POSTGRES else BackendName.POSTGRES
+        log.warning("%s unreachable; job %s enqueued on %s instead (fallback policy): %s", chosen.value,
+                    spec.func, other.value, exc)
+        meta = {**spec.meta, "migrator_fallback": {"from": chosen.value, "reason": str(exc)[:200]}}
+        FALLBACKS[chosen] += 1
+        return self.backends[other].enqueue(replace(spec, meta=meta))

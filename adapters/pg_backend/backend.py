@@ -34,6 +34,22 @@ def _run_at(spec: JobSpec) -> datetime | None:
     return spec.run_at
 
 
+BULK_CHUNK = 1000
+_BULK_COLUMNS = ("id", "queue", "func", "args", "kwargs", "meta", "description", "priority", "run_at", "timeout_s",
+                 "result_ttl", "ttl", "failure_ttl", "retry_max", "retry_intervals")
+
+
+def _columns(specs: list[JobSpec]) -> dict[str, list[Any]]:
+    """Parallel arrays of one chunk's rows, as insert_jobs takes them."""
+    columns: dict[str, list[Any]] = {k: [] for k in _BULK_COLUMNS}
+    for one in specs:
+        params = row_params(one)
+        params["retry_intervals"] = ",".join(map(str, params["retry_intervals"])) or None
+        for key, values in columns.items():
+            values.append(params[key])
+    return columns
+
+
 def row_params(spec: JobSpec) -> dict[str, Any]:
     """The insert parameters of one job; JobRefused when an option or a value cannot be carried."""
     for option in UNSUPPORTED:
@@ -43,7 +59,7 @@ def row_params(spec: JobSpec) -> dict[str, Any]:
     args, kwargs = payload.encode_call(spec.args, dict(spec.kwargs))
     return {
         "id": spec.job_id or new_job_id(), "queue": spec.queue, "func": spec.func, "args": args, "kwargs": kwargs,
-        "meta": payload.encode_json(dict(spec.meta), "meta"), "description": spec.description,
+        "meta": payload.encode_json(dict(spec.meta), "meta") if spec.meta else "{}", "description": spec.description,
         "priority": spec.priority, "run_at": _run_at(spec),
         "timeout_s": DEFAULT_TIMEOUT if spec.timeout is None else int(spec.timeout),
         "result_ttl": spec.result_ttl, "ttl": spec.ttl, "failure_ttl": spec.failure_ttl,
@@ -95,18 +111,14 @@ class PostgresBackend:
         specs = [s if isinstance(s, JobSpec) else from_enqueue_data(s, queue) for s in specs]
         if any(s.depends_on for s in specs):
             return [self.enqueue(s, conn) for s in specs]
-        columns: dict[str, list[Any]] = {k: [] for k in (
-            "id", "queue", "func", "args", "kwargs", "meta", "description", "priority", "run_at", "timeout_s",
-            "result_ttl", "ttl", "failure_ttl", "retry_max", "retry_intervals")}
-        for one in specs:
-            params = row_params(one)
-            params["retry_intervals"] = ",".join(map(str, params["retry_intervals"])) or None
-            for key, values in columns.items():
-                values.append(params[key])
-        if specs:
-            with self.db.connection(conn) as c:
-                self.db.execute("insert_jobs", columns, conn=c)
-        return [Enqueued(self.name, job_id, s.queue, s.func) for job_id, s in zip(columns["id"], specs)]
+        chunks = [_columns(specs[i:i + BULK_CHUNK]) for i in range(0, len(specs), BULK_CHUNK)]
+        if chunks:
+            # One transaction, chunks pipelined: the server inserts one chunk while the next is sent.
+            with self.db.connection(conn) as c, c.transaction(), c.pipeline():
+                for columns in chunks:
+                    c.execute(self.db.q["insert_jobs"], columns, prepare=True, binary=True)
+        ids = [job_id for columns in chunks for job_id in columns["id"]]
+        return [Enqueued(self.name, job_id, s.queue, s.func) for job_id, s in zip(ids, specs)]
 
     # -- inspection ------------------------------------------------------------------------------------------
     def counts(self, queue: str | None = None, func: str | None = None) -> list[StateCount]:

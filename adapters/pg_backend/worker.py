@@ -9,7 +9,6 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
@@ -172,8 +171,8 @@ class Worker:
                     f"; retry in {outcome.delay:.1f}s" if outcome.retry else "")
 
     def _release(self, conn: psycopg.Connection[Any], jobs: list[Claimed]) -> None:
-        self.db.fetch_all("release_jobs", {"ids": [j.id for j in jobs], "worker_id": self.liveness.worker_id,
-                                           "channel": self.db.channel}, conn=conn)
+        self.db.fetch_all("release_jobs", {"ids": [j.id for j in jobs], "worker_id": self.liveness.worker_id},
+                          conn=conn)
 
     # -- writing outcomes -------------------------------------------------------------------------------------
     def _flush(self) -> None:
@@ -234,15 +233,12 @@ class Worker:
         self._woken = True
 
     def _wait(self, conn: psycopg.Connection[Any]) -> None:
-        """Sleep until a NOTIFY, the next scheduled job, or the poll interval, whichever comes first."""
-        timeout = self.o.poll_seconds
-        row = self.db.fetch_one("next_run_at", {"queues": self.queues}, conn=conn)
-        if row and row[0] is not None:
-            timeout = max(0.0, min(timeout, (row[0] - datetime.now(timezone.utc)).total_seconds()))
+        """Sleep until a NOTIFY or the poll interval, which also bounds how late a scheduled job starts (RQ's
+        scheduler polls once a second too)."""
         if self._woken:
             self._woken = False
             return
-        for _ in conn.notifies(timeout=timeout, stop_after=1):
+        for _ in conn.notifies(timeout=self.o.poll_seconds, stop_after=1):
             pass
         self._woken = False
 

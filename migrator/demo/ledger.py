@@ -37,7 +37,7 @@ def tally(url: str) -> Tally:
     with psycopg.connect(url, autocommit=True) as conn:
         enqueued = conn.execute("SELECT count(*) FROM demo_enqueued").fetchone()[0]  # type: ignore[index]
         ran = conn.execute("SELECT count(DISTINCT key) FROM demo_ledger").fetchone()[0]  # type: ignore[index]
-        sides = dict(conn.execute("SELECT side, count(*) FROM demo_ledger GROUP BY side").fetchall())
+        sides: dict[str, int] = dict(conn.execute("SELECT side, count(*) FROM demo_ledger GROUP BY side").fetchall())
         lost = [k for (k,) in conn.execute(
             "SELECT e.key FROM demo_enqueued e WHERE NOT EXISTS (SELECT 1 FROM demo_ledger l WHERE l.key = e.key)"
             " ORDER BY 1 LIMIT 20")]

@@ -11,8 +11,7 @@ HERE = Path(__file__).parent
 _NAME = re.compile(r"^-- (\w+):", re.M)
 
 TABLES = ("jobs", "workers", "schema_version", "flags", "routing_history", "seen_jobs")
-BARE = ("jobs_claim_idx", "jobs_running_idx", "jobs_expiry_idx", "jobs_deferred_idx",
-        "notify_trigger")
+BARE = ("jobs_claim_idx", "jobs_running_idx", "jobs_expiry_idx", "jobs_deferred_idx")
 
 
 @cache

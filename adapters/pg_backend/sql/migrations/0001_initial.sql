@@ -1,4 +1,4 @@
--- The job table, the worker registry and the notify trigger.
+-- The job table and the worker registry.
 -- Placeholders in braces are identifiers filled in with psycopg.sql (schema-qualified tables, bare index names).
 CREATE TABLE IF NOT EXISTS {jobs} (
     id              text PRIMARY KEY,
@@ -47,17 +47,3 @@ CREATE TABLE IF NOT EXISTS {workers} (
     started_at   timestamptz NOT NULL DEFAULT now(),
     heartbeat_at timestamptz NOT NULL DEFAULT now()
 );
-
--- One NOTIFY per statement and queue, not per row, so that bulk enqueues stay cheap.
-CREATE OR REPLACE FUNCTION {notify_fn}() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE q text;
-BEGIN
-    FOR q IN SELECT DISTINCT n.queue FROM new_rows n WHERE n.state = 'queued' AND n.run_at <= now() LOOP
-        PERFORM pg_notify(TG_ARGV[0], q);
-    END LOOP;
-    RETURN NULL;
-END $$;
-
-DROP TRIGGER IF EXISTS {notify_trigger} ON {jobs};
-CREATE TRIGGER {notify_trigger} AFTER INSERT ON {jobs} REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION {notify_fn}({channel});
