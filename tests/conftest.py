@@ -21,6 +21,8 @@ from migrator.localservers import LocalPostgres, LocalRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "migrator_template"
+LEDGER_TABLE = ("CREATE TABLE migrator_test_ledger (key text NOT NULL, pid integer, side text,"
+                " at timestamptz DEFAULT clock_timestamp())")
 _counter = itertools.count()
 
 
@@ -98,9 +100,16 @@ def backend(pg_url: str) -> Iterator[PostgresBackend]:
 def ledger_url(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A ledger table in the test database: tests.jobs.ledger writes one row per run."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE migrator_test_ledger (key text NOT NULL, pid integer, at timestamptz DEFAULT now())")
+        conn.execute(LEDGER_TABLE)
     monkeypatch.setenv("LEDGER_URL", pg_url)
     return pg_url
+
+
+def ledger_sides(url: str) -> dict[str, list[str]]:
+    """Key -> the sides (MIGRATOR_TEST_SIDE of the worker) of every run of it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT key, array_agg(side ORDER BY at) FROM migrator_test_ledger GROUP BY key").fetchall()
+    return {k: list(v) for k, v in rows}
 
 
 def ledger_counts(url: str) -> dict[str, int]:
@@ -112,6 +121,16 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     env.update(extra)
     return env
+
+
+def spawn_rq_worker(redis_url: str, *args: str, simple: bool = False, **env: str) -> subprocess.Popen[bytes]:
+    """A real `rq worker` (RQ's default forking worker, or SimpleWorker) on this test's Redis."""
+    rq_bin = str(Path(sys.executable).with_name("rq"))
+    argv = [rq_bin, "worker", "--url", redis_url, *args]
+    if simple:
+        argv[2:2] = ["--worker-class", "rq.worker.SimpleWorker"]
+    return subprocess.Popen(argv, cwd=ROOT, env=subprocess_env(**env), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 def spawn_cli(*args: str, log: Path | None = None, **env: str) -> subprocess.Popen[bytes]:

@@ -36,8 +36,25 @@ def ledger(key: str, sleep: float = 0.0) -> str:
     if sleep:
         time.sleep(sleep)
     with psycopg.connect(os.environ["LEDGER_URL"], autocommit=True) as conn:
-        conn.execute("INSERT INTO migrator_test_ledger (key, pid) VALUES (%s, %s)", [key, os.getpid()])
+        conn.execute("INSERT INTO migrator_test_ledger (key, pid, side) VALUES (%s, %s, %s)",
+                     [key, os.getpid(), os.environ.get("MIGRATOR_TEST_SIDE")])
     return key
+
+
+def ledger_a(key: str) -> str:
+    return ledger(key)
+
+
+def ledger_b(key: str) -> str:
+    return ledger(key)
+
+
+def ledger_c(key: str) -> str:
+    return ledger(key)
+
+
+def ledger_d(key: str) -> str:
+    return ledger(key)
 
 
 def swallow_timeout(seconds: float) -> str:

@@ -13,7 +13,7 @@ from adapters.base import JobSpec, JobState
 from adapters.pg_backend import schema
 from adapters.pg_backend.backend import PostgresBackend
 from migrator.localservers import LocalPostgres
-from tests.conftest import ledger_counts, spawn_cli, wait_for
+from tests.conftest import LEDGER_TABLE, ledger_counts, spawn_cli, wait_for
 
 
 def pids_in(path: Path) -> list[int]:
@@ -84,7 +84,7 @@ def own_postgres():
         try:
             schema.migrate(server.url)
             with psycopg.connect(server.url, autocommit=True) as conn:
-                conn.execute("CREATE TABLE migrator_test_ledger (key text NOT NULL, pid integer, at timestamptz DEFAULT now())")
+                conn.execute(LEDGER_TABLE)
             yield server
         finally:
             server.stop("immediate")
