@@ -24,13 +24,13 @@ class Load(threading.Thread):
         self.scheduled_share = scheduled_share
         self.enqueued = 0
         self.errors: list[str] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._rng = random.Random(7)
 
     def run(self) -> None:
         with psycopg.connect(self.ledger_url, autocommit=True) as conn:
             for i in itertools.count():
-                if self._stop.is_set():
+                if self._halt.is_set():
                     return
                 self._one(conn, i)
                 time.sleep(1 / self.rate)
@@ -47,5 +47,5 @@ class Load(threading.Thread):
         self.enqueued += 1
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(30)
