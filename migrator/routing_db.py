@@ -2,40 +2,18 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
-from functools import cache
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import tuple_row
 
 from adapters.pg_backend import db
 from adapters.pg_backend import sql as named
 from migrator.errors import BadInput
 
-ROUTING_SQL = named.HERE / "routing.sql"
-_HEADER = re.compile(r"^-- (\w+):.*$")
-
-
-def parse_named(text: str) -> dict[str, str]:
-    """Query name -> SQL, from `-- name: what it does` headers; other comment lines are dropped."""
-    out: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in text.splitlines():
-        header = _HEADER.match(line)
-        if header:
-            current = out.setdefault(header.group(1), [])
-        elif current is not None and not line.startswith("--"):
-            current.append(line)
-    return {name: "\n".join(lines).strip().rstrip(";") for name, lines in out.items()}
-
-
-@cache
-def queries(schema: str) -> dict[str, sql.Composed]:
-    ids = named.identifiers(schema)
-    return {name: sql.SQL(text).format(**ids) for name, text in parse_named(ROUTING_SQL.read_text()).items()}
+def queries(schema: str) -> dict[str, str]:
+    return named.queries(schema, "routing.sql")
 
 
 def missing_tables(url: str) -> BadInput:

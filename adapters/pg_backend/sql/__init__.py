@@ -8,22 +8,29 @@ from pathlib import Path
 from psycopg import sql
 
 HERE = Path(__file__).parent
-_NAME = re.compile(r"^-- (\w+):", re.M)
+_NAME = re.compile(r"^-- (\w+):")
 
 TABLES = ("jobs", "workers", "schema_version", "flags", "routing_history", "seen_jobs")
 BARE = ("jobs_claim_idx", "jobs_running_idx", "jobs_expiry_idx", "jobs_deferred_idx")
 
 
+def parse_named(text: str) -> dict[str, str]:
+    """Query name -> SQL, from `-- name: what it does` headers; other comment lines are dropped."""
+    out: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        header = _NAME.match(line)
+        if header:
+            current = out.setdefault(header.group(1), [])
+        elif current is not None and not line.startswith("--"):
+            current.append(line)
+    return {name: "\n".join(lines).strip().rstrip(";") for name, lines in out.items()}
+
+
 @cache
-def raw_queries() -> dict[str, str]:
-    """Query name -> SQL text, from the `-- name: what it does` headers of queries.sql."""
-    text = (HERE / "queries.sql").read_text()
-    starts = [(m.start(), m.group(1)) for m in _NAME.finditer(text)]
-    out: dict[str, str] = {}
-    for (pos, name), nxt in zip(starts, [*[s for s, _ in starts[1:]], len(text)]):
-        body = "\n".join(line for line in text[pos:nxt].splitlines() if not line.startswith("--")).strip()
-        out[name] = body.rstrip(";")
-    return out
+def raw_queries(filename: str = "queries.sql") -> dict[str, str]:
+    """The named queries of one .sql file in this folder."""
+    return parse_named((HERE / filename).read_text())
 
 
 def channel(schema: str) -> str:
@@ -41,11 +48,11 @@ def identifiers(schema: str) -> dict[str, sql.Composable]:
 
 
 @cache
-def queries(schema: str) -> dict[str, str]:
+def queries(schema: str, filename: str = "queries.sql") -> dict[str, str]:
     """Query name -> SQL with its identifiers quoted; rendered once, since composing on every call is costly
     on the worker's hot path."""
     ids = identifiers(schema)
-    return {name: sql.SQL(text).format(**ids).as_string(None) for name, text in raw_queries().items()}
+    return {name: sql.SQL(text).format(**ids).as_string(None) for name, text in raw_queries(filename).items()}
 
 
 def migrations() -> list[tuple[int, str, str]]:
