@@ -34,20 +34,12 @@ def _run_at(spec: JobSpec) -> datetime | None:
     return spec.run_at
 
 
-BULK_CHUNK = 1000
-_BULK_COLUMNS = ("id", "queue", "func", "args", "kwargs", "meta", "description", "priority", "run_at", "timeout_s",
-                 "result_ttl", "ttl", "failure_ttl", "retry_max", "retry_intervals")
-
-
-def _columns(specs: list[JobSpec]) -> dict[str, list[Any]]:
-    """Parallel arrays of one chunk's rows, as insert_jobs takes them."""
-    columns: dict[str, list[Any]] = {k: [] for k in _BULK_COLUMNS}
-    for one in specs:
-        params = row_params(one)
-        params["retry_intervals"] = ",".join(map(str, params["retry_intervals"])) or None
-        for key, values in columns.items():
-            values.append(params[key])
-    return columns
+def _bulk_row(spec: JobSpec) -> tuple[Any, ...]:
+    """One job as a row of the staging table (copy_bulk's column order)."""
+    p = row_params(spec)
+    return (p["id"], p["queue"], p["func"], p["args"], p["kwargs"], p["meta"], p["description"], p["priority"],
+            p["run_at"], p["timeout_s"], p["result_ttl"], p["ttl"], p["failure_ttl"], p["retry_max"],
+            p["retry_intervals"])
 
 
 def row_params(spec: JobSpec) -> dict[str, Any]:
@@ -111,13 +103,18 @@ class PostgresBackend:
         specs = [s if isinstance(s, JobSpec) else from_enqueue_data(s, queue) for s in specs]
         if any(s.depends_on for s in specs):
             return [self.enqueue(s, conn) for s in specs]
-        chunks = [_columns(specs[i:i + BULK_CHUNK]) for i in range(0, len(specs), BULK_CHUNK)]
-        if chunks:
-            # One transaction, chunks pipelined: the server inserts one chunk while the next is sent.
-            with self.db.connection(conn) as c, c.transaction(), c.pipeline():
-                for columns in chunks:
-                    c.execute(self.db.q["insert_jobs"], columns, prepare=True, binary=True)
-        ids = [job_id for columns in chunks for job_id in columns["id"]]
+        ids: list[str] = []
+        if specs:
+            # COPY into a session-local staging table, then one INSERT .. SELECT .. ON CONFLICT DO NOTHING, all in
+            # one transaction: either every job is enqueued or none (a savepoint inside the app's transaction).
+            with self.db.connection(conn) as c, c.transaction():
+                c.execute(self.db.q["create_bulk_table"])
+                with c.cursor() as cur, cur.copy(self.db.q["copy_bulk"]) as copy:
+                    for one in specs:
+                        row = _bulk_row(one)
+                        ids.append(row[0])
+                        copy.write_row(row)
+                c.execute(self.db.q["insert_bulk"], prepare=True)
         return [Enqueued(self.name, job_id, s.queue, s.func) for job_id, s in zip(ids, specs)]
 
     # -- inspection ------------------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from adapters.pg_backend.liveness import LOCK_NAMESPACE
 JOB = {"id": "q1", "queue": "default", "func": "tests.jobs.noop", "args": "[]", "kwargs": "{}", "meta": "{}",
        "description": None, "priority": 0, "state": "queued", "run_at": None, "timeout_s": 180, "result_ttl": None,
        "ttl": None, "failure_ttl": None, "retry_max": 0, "retry_intervals": [], "depends_on": []}
-BULK = {k: [v] for k, v in JOB.items() if k not in ("state", "depends_on")} | {"id": ["q2"], "retry_intervals": [None]}
+BULK_ROW = ("q2", "default", "tests.jobs.noop", "[]", "{}", "{}", None, 0, None, 180, None, None, None, 0, [])
 PARAMS: dict[str, dict[str, dict]] = {
     "queries.sql": {
-        "insert_job": JOB, "insert_jobs": BULK, "lock_parents": {"ids": ["q1"]},
+        "insert_job": JOB, "create_bulk_table": {}, "copy_bulk": {}, "insert_bulk": {},
+        "lock_parents": {"ids": ["q1"]},
         "claim_jobs": {"queues": ["default"], "limit": 10, "worker_id": 1},
         "finish_jobs": {"ids": ["q1"], "results": ["1"], "worker_id": 1, "default_result_ttl": 500},
         "release_dependents": {"ids": None},
@@ -45,10 +46,14 @@ PARAMS: dict[str, dict[str, dict]] = {
 def test_every_named_query_runs(pg_url, filename):
     queries = named.queries("public", filename)
     assert set(PARAMS[filename]) == set(queries), "give every named query parameters here"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
+    with psycopg.connect(pg_url) as conn:  # one transaction: the staging table keeps its rows until commit
         for name in queries:  # file order: inserts first, so later queries find rows
             params = PARAMS[filename][name]
             try:
-                conn.execute(queries[name], params or None)
+                if name == "copy_bulk":
+                    with conn.cursor() as cur, cur.copy(queries[name]) as copy:
+                        copy.write_row(BULK_ROW)
+                else:
+                    conn.execute(queries[name], params or None)
             except psycopg.Error as exc:
                 pytest.fail(f"{filename} {name}: {exc}")

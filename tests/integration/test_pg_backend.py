@@ -115,3 +115,14 @@ def test_unreachable_postgres_is_a_masked_error():
         backend.enqueue(JobSpec("tests.jobs.noop"))
     assert "hunter2" not in str(err.value)
     assert "postgresql://app:***@127.0.0.1:1/db" in str(err.value)
+
+
+def test_transactional_bulk_enqueue_follows_the_apps_transaction(backend, pg_url):
+    with psycopg.connect(pg_url) as app:
+        backend.enqueue_many([JobSpec("tests.jobs.noop", job_id=f"gone-{i}") for i in range(3)], conn=app)
+        app.rollback()
+        backend.enqueue_many([JobSpec("tests.jobs.noop", job_id=f"kept-{i}") for i in range(3)], conn=app)
+        backend.enqueue_many([JobSpec("tests.jobs.noop", job_id=f"more-{i}") for i in range(2)], conn=app)
+        app.commit()
+    assert sorted(p.spec.job_id for p in backend.iter_pending()) == [
+        "kept-0", "kept-1", "kept-2", "more-0", "more-1"]

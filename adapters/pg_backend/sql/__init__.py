@@ -41,7 +41,7 @@ def channel(schema: str) -> str:
 def identifiers(schema: str) -> dict[str, sql.Composable]:
     ids: dict[str, sql.Composable] = {t: sql.Identifier(schema, f"migrator_{t}") for t in TABLES}
     ids.update({b: sql.Identifier(f"migrator_{b}") for b in BARE})
-    ids["notify_fn"] = sql.Identifier(schema, "migrator_notify_jobs")
+    ids["bulk_jobs"] = sql.Identifier("migrator_bulk_jobs")  # a temporary table, in the session's own schema
     ids["channel"] = sql.Literal(channel(schema))
     ids["schema"] = sql.Identifier(schema)
     return ids

@@ -14,22 +14,29 @@ SELECT ins.id FROM ins
 LEFT JOIN LATERAL (SELECT pg_notify({channel}, ins.queue) WHERE ins.state = 'queued' AND ins.run_at <= now()) n
     ON true;
 
--- insert_jobs: enqueue many jobs in one statement from parallel arrays; existing ids are skipped; one NOTIFY
--- per queue
-WITH ins AS (
-INSERT INTO {jobs} (id, queue, func, args, kwargs, meta, description, priority, run_at, timeout_s,
-                    result_ttl, ttl, failure_ttl, retry_max, retry_intervals)
-SELECT i.id, i.queue, i.func, i.args, i.kwargs, i.meta, i.description, i.priority, coalesce(i.run_at, now()),
-       i.timeout_s, i.result_ttl, i.ttl, i.failure_ttl, i.retry_max,
-       coalesce(string_to_array(i.retry_intervals, ',')::integer[], '{{}}')
-FROM unnest(%(id)s::text[], %(queue)s::text[], %(func)s::text[], %(args)s::jsonb[], %(kwargs)s::jsonb[],
-            %(meta)s::jsonb[], %(description)s::text[], %(priority)s::integer[], %(run_at)s::timestamptz[],
-            %(timeout_s)s::integer[], %(result_ttl)s::integer[], %(ttl)s::integer[], %(failure_ttl)s::integer[],
-            %(retry_max)s::integer[], %(retry_intervals)s::text[])
-     AS i(id, queue, func, args, kwargs, meta, description, priority, run_at, timeout_s, result_ttl, ttl,
-          failure_ttl, retry_max, retry_intervals)
-ON CONFLICT (id) DO NOTHING
-RETURNING id, queue, run_at
+-- create_bulk_table: a session's staging table for bulk enqueues (COPY is the fastest way in)
+CREATE TEMP TABLE IF NOT EXISTS {bulk_jobs} (
+    id text, queue text, func text, args jsonb, kwargs jsonb, meta jsonb, description text, priority integer,
+    run_at timestamptz, timeout_s integer, result_ttl integer, ttl integer, failure_ttl integer, retry_max integer,
+    retry_intervals integer[]
+) ON COMMIT DELETE ROWS;
+
+-- copy_bulk: the COPY that stages a bulk enqueue
+COPY {bulk_jobs} (id, queue, func, args, kwargs, meta, description, priority, run_at, timeout_s, result_ttl, ttl,
+                  failure_ttl, retry_max, retry_intervals) FROM STDIN;
+
+-- insert_bulk: move the staged jobs into the queue (existing ids are skipped); one NOTIFY per queue.
+-- Staged rows are consumed by the DELETE, so a later bulk enqueue in the same transaction starts empty.
+WITH staged AS (
+    DELETE FROM {bulk_jobs} RETURNING *
+), ins AS (
+    INSERT INTO {jobs} (id, queue, func, args, kwargs, meta, description, priority, run_at, timeout_s,
+                        result_ttl, ttl, failure_ttl, retry_max, retry_intervals)
+    SELECT id, queue, func, args, kwargs, meta, description, priority, coalesce(run_at, now()), timeout_s,
+           result_ttl, ttl, failure_ttl, retry_max, retry_intervals
+    FROM staged
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, queue, run_at
 )
 SELECT count(*), (SELECT count(pg_notify({channel}, q.queue))
                   FROM (SELECT DISTINCT queue FROM ins WHERE run_at <= now()) q)

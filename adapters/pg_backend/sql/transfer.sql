@@ -1,0 +1,51 @@
+-- lock_transfer: one transfer at a time per database; a session lock, so a SIGKILLed transfer frees it
+SELECT pg_try_advisory_lock(%(key)s::bigint);
+
+-- existing_ids: which of these ids the job table already holds (in any state)
+SELECT id FROM {jobs} WHERE id = ANY(%(ids)s::text[]);
+
+-- landed_ids: which of these ids a transfer from RQ has already inserted (a crashed run committed them)
+SELECT job_id FROM {schema}.migrator_transfers WHERE direction = 'from_rq' AND job_id = ANY(%(ids)s::text[]);
+
+-- mark_landed: record that these ids are being inserted from RQ, in the same transaction as the insert
+INSERT INTO {schema}.migrator_transfers (direction, job_id)
+SELECT 'from_rq', unnest(%(ids)s::text[])
+ON CONFLICT DO NOTHING;
+
+-- forget_landed: the RQ side of these ids is cleaned up; their markers are no longer needed
+DELETE FROM {schema}.migrator_transfers WHERE direction = 'from_rq' AND job_id = ANY(%(ids)s::text[]);
+
+-- sweep_landed: markers whose RQ side is gone (a run died after cleaning RQ, before forgetting them)
+DELETE FROM {schema}.migrator_transfers
+WHERE direction = 'from_rq' AND NOT job_id = ANY(%(held)s::text[]);
+
+-- parents_with_dependents: which of these ids other jobs still wait on (deferred on them)
+SELECT DISTINCT p.id FROM unnest(%(ids)s::text[]) AS p(id)
+WHERE EXISTS (SELECT 1 FROM {jobs} c WHERE c.state = 'deferred' AND c.depends_on @> ARRAY[p.id]);
+
+-- take_jobs: move not-started jobs out of the job table into the transfer table, in one statement: from
+-- here on no worker can claim them. Jobs that started, have run before, wait on parents or are waited on
+-- are left alone.
+WITH taken AS (
+    DELETE FROM {jobs} j
+    WHERE j.id = ANY(%(ids)s::text[]) AND j.state = 'queued' AND j.attempts = 0 AND j.depends_on = '{{}}'
+      AND NOT EXISTS (SELECT 1 FROM {jobs} c WHERE c.state = 'deferred' AND c.depends_on @> ARRAY[j.id])
+    RETURNING j.*
+)
+INSERT INTO {schema}.migrator_transfers (direction, job_id, payload)
+SELECT 'to_rq', taken.id, to_jsonb(taken) FROM taken
+RETURNING payload;
+
+-- held_jobs: jobs taken out by a transfer to RQ that has not finished (a re-run completes them)
+SELECT payload FROM {schema}.migrator_transfers WHERE direction = 'to_rq' ORDER BY created_at, job_id;
+
+-- forget_held: these jobs are in RQ now; drop what we held of them
+DELETE FROM {schema}.migrator_transfers WHERE direction = 'to_rq' AND job_id = ANY(%(ids)s::text[]);
+
+-- restore_held: put held jobs back in the job table unchanged (RQ already had a job with their id)
+WITH back AS (
+    DELETE FROM {schema}.migrator_transfers WHERE direction = 'to_rq' AND job_id = ANY(%(ids)s::text[])
+    RETURNING payload
+)
+INSERT INTO {jobs} SELECT r.* FROM back, jsonb_populate_record(NULL::{jobs}, back.payload) AS r
+ON CONFLICT (id) DO NOTHING;
