@@ -1,6 +1,7 @@
 """PostgresBackend: enqueue (one, many, scheduled, transactional) and inspection of the new backend."""
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -32,6 +33,12 @@ def _run_at(spec: JobSpec) -> datetime | None:
     if spec.run_at is not None and spec.run_at.tzinfo is None:
         raise JobRefused("run_at must be timezone-aware (use datetime.now(timezone.utc) or enqueue_in)")
     return spec.run_at
+
+
+def _atomic(conn: psycopg.Connection[Any]) -> contextlib.AbstractContextManager[Any]:
+    """A transaction of our own on an autocommit connection; inside the app's transaction, nothing (psycopg's
+    transaction() would COMMIT an app connection that was idle, breaking transactional enqueue)."""
+    return conn.transaction() if conn.autocommit else contextlib.nullcontext()
 
 
 def _bulk_row(spec: JobSpec) -> tuple[Any, ...]:
@@ -87,7 +94,7 @@ class PostgresBackend:
         params["depends_on"] = list(spec.depends_on)
         with self.db.connection(conn) as c:
             if spec.depends_on:
-                with c.transaction():
+                with _atomic(c):
                     parents = self.db.fetch_all("lock_parents", {"ids": list(spec.depends_on)}, conn=c)
                     if any(state != "finished" for _, state in parents):
                         params["state"] = "deferred"
@@ -107,7 +114,7 @@ class PostgresBackend:
         if specs:
             # COPY into a session-local staging table, then one INSERT .. SELECT .. ON CONFLICT DO NOTHING, all in
             # one transaction: either every job is enqueued or none (a savepoint inside the app's transaction).
-            with self.db.connection(conn) as c, c.transaction():
+            with self.db.connection(conn) as c, _atomic(c):
                 c.execute(self.db.q["create_bulk_table"])
                 with c.cursor() as cur, cur.copy(self.db.q["copy_bulk"]) as copy:
                     for one in specs:
