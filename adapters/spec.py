@@ -81,6 +81,9 @@ def build_spec(func: Callable[..., Any] | str, args: tuple[Any, ...] | list[Any]
                kwargs: Mapping[str, Any] | None = None, queue: str = "default",
                run_at: datetime | None = None, **options: Any) -> JobSpec:
     """A JobSpec from RQ-style enqueue arguments; JobRefused names any option it cannot carry."""
+    if not options:  # the common enqueue: no options to parse
+        return JobSpec(func=job_name(func), args=tuple(args or ()), kwargs=dict(kwargs or {}), queue=queue,
+                       run_at=run_at)
     unknown = set(options) - OPTIONS
     given_unsupported = sorted(k for k in unknown & UNSUPPORTED if options[k] is not None)
     if given_unsupported:
