@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from adapters.base import BackendError
-from migrator.cli import backend_cmds, demo, routing
+from migrator.cli import backend_cmds, demo, drain, routing
 from migrator.cli.options import AppContext
 from migrator.errors import MigratorError, exit_code_for
 
@@ -38,6 +38,7 @@ def cli(ctx: click.Context, redis_url: str | None, database_url: str | None, ver
 
 backend_cmds.register(cli)
 routing.register(cli)
+drain.register(cli)
 cli.add_command(demo.demo)
 
 
