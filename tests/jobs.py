@@ -98,3 +98,23 @@ def block_until_released(key: str, timeout: float = 120.0) -> str:
     if job.connection.blpop([key], timeout=timeout) is None:
         raise TimeoutError(f"nobody released {key}")
     return "released"
+
+
+class Opaque:
+    """A value RQ pickles but a JSON payload cannot carry (transfer to postgres refuses it)."""
+
+    def __init__(self, value: int = 0) -> None:
+        self.value = value
+
+
+_ledger_conn: Any = None
+
+
+def ledger_reused(key: str) -> str:
+    """ledger() on one connection per worker process, so that thousands of runs stay cheap."""
+    global _ledger_conn
+    if _ledger_conn is None or _ledger_conn.closed:
+        _ledger_conn = psycopg.connect(os.environ["LEDGER_URL"], autocommit=True)
+    _ledger_conn.execute("INSERT INTO migrator_test_ledger (key, pid, side) VALUES (%s, %s, %s)",
+                         [key, os.getpid(), os.environ.get("MIGRATOR_TEST_SIDE")])
+    return key

@@ -9,6 +9,7 @@ import click
 
 from adapters.base import BackendError
 from migrator.cli import backend_cmds, demo, drain, routing
+from migrator.cli import transfer as transfer_cli
 from migrator.cli.options import AppContext
 from migrator.errors import MigratorError, exit_code_for
 
@@ -38,6 +39,7 @@ def cli(ctx: click.Context, redis_url: str | None, database_url: str | None, ver
 
 backend_cmds.register(cli)
 routing.register(cli)
+transfer_cli.register(cli)
 drain.register(cli)
 cli.add_command(demo.demo)
 

@@ -1,11 +1,13 @@
 -- lock_transfer: one transfer at a time per database; a session lock, so a SIGKILLed transfer frees it
 SELECT pg_try_advisory_lock(%(key)s::bigint);
 
--- existing_ids: which of these ids the job table already holds (in any state)
-SELECT id FROM {jobs} WHERE id = ANY(%(ids)s::text[]);
+-- existing_ids: which of these ids the job table already holds (in any state); a join, so that the planner
+-- probes the primary key per id instead of scanning the table for a long array
+SELECT j.id FROM unnest(%(ids)s::text[]) AS i(id) JOIN {jobs} j ON j.id = i.id;
 
 -- landed_ids: which of these ids a transfer from RQ has already inserted (a crashed run committed them)
-SELECT job_id FROM {schema}.migrator_transfers WHERE direction = 'from_rq' AND job_id = ANY(%(ids)s::text[]);
+SELECT t.job_id FROM unnest(%(ids)s::text[]) AS i(id)
+JOIN {schema}.migrator_transfers t ON t.direction = 'from_rq' AND t.job_id = i.id;
 
 -- mark_landed: record that these ids are being inserted from RQ, in the same transaction as the insert
 INSERT INTO {schema}.migrator_transfers (direction, job_id)

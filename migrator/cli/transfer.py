@@ -1,0 +1,111 @@
+"""`migrator transfer`: move not-started jobs between the backends exactly once; exit 1 when some must stay."""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from adapters.base import BackendName
+from adapters.pg_backend import db
+from migrator import transfer, wiring
+from migrator.cli.options import AppContext, console, emit_json, err_console, json_option, pass_app
+from migrator.errors import BadInput, CheckFailed
+from migrator.transfer import Direction, TransferReport
+
+SIDES = click.Choice([b.value for b in BackendName])
+SHOWN_REFUSALS = 3  # example job ids shown per reason
+
+
+def _direction(source: str, target: str | None) -> Direction:
+    src = BackendName(source)
+    dst = BackendName(target) if target else next(b for b in BackendName if b is not src)
+    if src is dst:
+        raise BadInput(f"--from and --to are both {src.value}; give two different backends")
+    return Direction.between(src, dst)
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[transfer.Progress | None]:
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("transferring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("transfer", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@click.command("transfer")
+@click.option("--job", help="Move the jobs of this job name (dotted path) only.")
+@click.option("--all", "everything", is_flag=True, help="Move the jobs of every job name.")
+@click.option("--from", "source", type=SIDES, default="rq", show_default=True, help="Backend to move jobs out of.")
+@click.option("--to", "target", type=SIDES, help="Backend to move jobs into [the other one].")
+@click.option("--dry-run", is_flag=True, help="Show what would move, and what cannot; move nothing.")
+@json_option
+@pass_app
+def transfer_cmd(app: AppContext, job: str | None, everything: bool, source: str, target: str | None,
+                 dry_run: bool, as_json: bool) -> None:
+    """Move jobs that have not started (queued, scheduled, deferred) to the other backend, exactly once.
+    Safe to interrupt: running it again finishes what an interrupted run had begun."""
+    if bool(job) == everything:
+        raise BadInput("give exactly one of --job JOB or --all")
+    direction = _direction(source, target)
+    settings = app.settings()
+    db.connect(settings.database_url, application_name="migrator-transfer").close()  # fail fast, one line
+    legacy, new = wiring.rq_backend(settings), wiring.postgres_backend(settings)
+    legacy.ping()
+    try:
+        with _progress_bar(not as_json) as progress:
+            report = transfer.transfer_pending(legacy, new, direction, job, dry_run, progress)
+    finally:
+        new.close()
+        legacy.close()
+    emit_json(as_dict(report)) if as_json else _render(report)
+    if report.refused:
+        where = direction.value.split("->")[0]
+        raise CheckFailed(f"{len(report.refused)} jobs cannot be moved and stay in {where} (reasons above)")
+
+
+def as_dict(report: TransferReport) -> dict[str, Any]:
+    return {
+        "direction": report.direction.value, "dry_run": report.dry_run, "moved_total": report.total_moved,
+        "moved": [{"job": m.func, "state": m.state.value, "count": m.count} for m in report.moved],
+        "refused": [{"job_id": r.job_id, "job": r.func, "state": r.state.value, "reason": r.reason}
+                    for r in report.refused],
+        "recovered": report.recovered, "missed": report.missed, "waiting": report.waiting,
+    }
+
+
+def _render(report: TransferReport) -> None:
+    verb = "would move" if report.dry_run else "moved"
+    table = Table(title=f"{report.direction.value}: {verb} {report.total_moved} jobs", title_justify="left")
+    for column in ("job name", "state", "jobs"):
+        table.add_column(column, justify="right" if column == "jobs" else "left")
+    for m in report.moved:
+        table.add_row(m.func, m.state.value, str(m.count))
+    console.print(table)
+    if report.recovered:
+        done = "held by an interrupted run, would be finished" if report.dry_run else "finished for an interrupted run"
+        console.print(f"{report.recovered} jobs {done}")
+    if report.missed:
+        console.print(f"{report.missed} jobs were taken by a worker before they could be moved (they ran there)")
+    if report.waiting:
+        console.print(f"{report.waiting} scheduled jobs are due now and left to RQ's scheduler; run transfer again")
+    _render_refusals(report)
+
+
+def _render_refusals(report: TransferReport) -> None:
+    reasons = Counter((r.func, r.reason) for r in report.refused)
+    for (func, reason), count in sorted(reasons.items()):
+        ids = [r.job_id for r in report.refused if (r.func, r.reason) == (func, reason)][:SHOWN_REFUSALS]
+        more = ", ..." if count > SHOWN_REFUSALS else ""
+        console.print(f"[yellow]stays[/]: {count} {func} ({', '.join(ids)}{more}): {reason}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(transfer_cmd)

@@ -1,0 +1,303 @@
+"""`migrator transfer` on real Redis and Postgres: every state both ways, refusals, dry runs, a crash at every
+step, and SIGKILLed transfers racing a live RQ worker, checked against a ledger of runs."""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+from rq import Retry, SimpleWorker
+from rq.job import Job
+
+from adapters.base import JobSpec, JobState, RetryPolicy
+from adapters.pg_backend import sql as named
+from adapters.pg_backend import transfer as pg_side
+from adapters.pg_backend.worker import Worker, WorkerOptions
+from adapters.rq_backend import RQBackend
+from adapters.rq_backend import transfer as rq_side
+from migrator import transfer
+from migrator.transfer import Direction
+from tests.conftest import ledger_counts, run_cli, spawn_cli, spawn_rq_worker, wait_for
+
+TO_PG, TO_RQ = Direction.TO_POSTGRES, Direction.TO_RQ
+OPTIONS = dict(args=(1, "a"), kwargs={"k": [2, 3]}, timeout=77, result_ttl=11, ttl=3600, failure_ttl=99,
+               retry=Retry(max=3, interval=[5, 10]), meta={"m": 1}, description="desc")
+
+
+@pytest.fixture
+def legacy(redis_url):
+    b = RQBackend(redis_url)
+    yield b
+    b.close()
+
+
+def pg_spec(backend, job_id):
+    return next(j for j in backend.iter_pending() if j.spec.job_id == job_id)
+
+
+def in_transit(legacy, backend) -> tuple[int, int, int]:
+    """What a transfer still holds: Redis holding hash, Redis landed set, Postgres transfer rows."""
+    with psycopg.connect(backend.url) as conn:
+        rows = conn.execute("SELECT count(*) FROM migrator_transfers").fetchone()[0]
+    return legacy.connection.hlen(rq_side.HOLDING), legacy.connection.scard(rq_side.LANDED), rows
+
+
+def assert_options_kept(spec):
+    assert (spec.func, spec.args, dict(spec.kwargs)) == ("tests.jobs.echo", (1, "a"), {"k": [2, 3]})
+    assert (spec.timeout, spec.result_ttl, spec.ttl, spec.failure_ttl) == (77, 11, 3600, 99)
+    assert spec.retry == RetryPolicy(3, (5, 10))
+    assert (dict(spec.meta), spec.description) == ({"m": 1}, "desc")
+
+
+def test_rq_to_postgres_moves_each_state_keeping_id_options_and_time(legacy, backend):
+    q = legacy.queue("default")
+    when = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
+    q.enqueue_call("tests.jobs.echo", job_id="queued-1", **OPTIONS)
+    q.enqueue_at(when, "tests.jobs.echo", job_id="sched-1", job_timeout=77, result_ttl=11, ttl=3600, failure_ttl=99,
+                 retry=OPTIONS["retry"], meta={"m": 1}, description="desc", args=OPTIONS["args"],
+                 kwargs=OPTIONS["kwargs"])
+    # A deferred job whose parent already lives in Postgres: Postgres can express that wait.
+    q.enqueue_call("tests.jobs.noop", job_id="parent-1")
+    q.enqueue_call("tests.jobs.noop", job_id="child-1", depends_on="parent-1")
+    backend.enqueue(JobSpec("tests.jobs.noop", job_id="parent-1", run_at=when))
+    assert legacy.remove_pending("parent-1")
+
+    report = transfer.transfer_pending(legacy, backend, TO_PG)
+
+    assert report.refused == () and report.total_moved == 3
+    assert {(m.state, m.count) for m in report.moved} == {(JobState.QUEUED, 1), (JobState.SCHEDULED, 1),
+                                                         (JobState.DEFERRED, 1)}
+    queued, sched, child = (pg_spec(backend, i) for i in ("queued-1", "sched-1", "child-1"))
+    assert queued.state is JobState.QUEUED and sched.state is JobState.SCHEDULED
+    assert_options_kept(queued.spec)
+    assert_options_kept(sched.spec)
+    assert sched.spec.run_at == when
+    assert child.state is JobState.DEFERRED and child.spec.depends_on == ("parent-1",)
+    assert [c for c in legacy.counts() if c.count] == []
+    assert not any(Job.exists(i, connection=legacy.connection) for i in ("queued-1", "sched-1", "child-1"))
+    assert in_transit(legacy, backend) == (0, 0, 0)
+
+
+def test_postgres_to_rq_moves_queued_and_scheduled_keeping_id_options_and_time(legacy, backend, redis_url):
+    when = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
+    common = dict(func="tests.jobs.echo", args=(1, "a"), kwargs={"k": [2, 3]}, timeout=77, result_ttl=11, ttl=3600,
+                  failure_ttl=99, retry=RetryPolicy(3, (5, 10)), meta={"m": 1}, description="desc")
+    backend.enqueue(JobSpec(job_id="queued-1", **common))
+    backend.enqueue(JobSpec(job_id="sched-1", run_at=when, **common))
+
+    report = transfer.transfer_pending(legacy, backend, TO_RQ)
+
+    assert report.refused == () and report.total_moved == 2
+    assert backend.fetch_job("queued-1") is None and backend.fetch_job("sched-1") is None
+    rq_jobs = {j.spec.job_id: j for j in legacy.iter_pending()}
+    assert rq_jobs["queued-1"].state is JobState.QUEUED and rq_jobs["sched-1"].state is JobState.SCHEDULED
+    assert_options_kept(rq_jobs["queued-1"].spec)
+    assert_options_kept(rq_jobs["sched-1"].spec)
+    assert rq_jobs["sched-1"].spec.run_at == when
+    assert in_transit(legacy, backend) == (0, 0, 0)
+    SimpleWorker([legacy.queue("default")], connection=legacy.connection).work(burst=True)
+    assert Job.fetch("queued-1", connection=legacy.connection).return_value() == {"args": [1, "a"],
+                                                                                   "kwargs": {"k": [2, 3]}}
+
+
+def test_postgres_to_rq_leaves_dependency_chains_and_retries_on_postgres(legacy, backend):
+    backend.enqueue(JobSpec("tests.jobs.noop", job_id="parent-1", run_at=datetime.now(timezone.utc) + timedelta(hours=1)))
+    backend.enqueue(JobSpec("tests.jobs.noop", job_id="child-1", depends_on=("parent-1",)))
+    backend.enqueue(JobSpec("tests.jobs.noop", job_id="free-1"))
+    report = transfer.transfer_pending(legacy, backend, TO_RQ)
+    reasons = {r.job_id: r.reason for r in report.refused}
+    assert set(reasons) == {"parent-1", "child-1"} and "wait on it" in reasons["parent-1"]
+    assert "waits on jobs in postgres" in reasons["child-1"]
+    assert backend.fetch_job("parent-1") is not None and backend.fetch_job("child-1") is not None
+    assert report.total_moved == 1 and Job.exists("free-1", connection=legacy.connection)
+
+
+def test_refused_jobs_stay_in_rq_with_their_reason(legacy, backend, redis_url, pg_url):
+    from tests.jobs import Opaque, note_success
+    q = legacy.queue("default")
+    q.enqueue_call("tests.jobs.echo", args=(Opaque(1),), job_id="opaque-1")
+    q.enqueue_call("tests.jobs.noop", job_id="callback-1", on_success=note_success)
+    q.enqueue_call("tests.jobs.noop", job_id="fine-1")
+
+    done = run_cli("transfer", "--all", "--json", REDIS_URL=redis_url, DATABASE_URL=pg_url)
+
+    assert done.returncode == 1, done.stderr
+    assert "2 jobs cannot be moved and stay in rq" in done.stderr
+    out = json.loads(done.stdout)
+    reasons = {r["job_id"]: r["reason"] for r in out["refused"]}
+    assert "args[0] is a tests.jobs.Opaque" in reasons["opaque-1"]
+    assert "on_success callbacks are not supported" in reasons["callback-1"]
+    assert out["moved_total"] == 1 and backend.fetch_job("fine-1") is not None
+    assert q.get_job_ids() == ["opaque-1", "callback-1"]
+    assert in_transit(legacy, backend) == (0, 0, 0)
+
+
+def test_dry_run_counts_per_job_and_state_and_moves_nothing(legacy, backend, redis_url, pg_url):
+    q = legacy.queue("default")
+    for i in range(3):
+        q.enqueue_call("tests.jobs.noop", job_id=f"n{i}")
+    q.enqueue_in(timedelta(hours=1), "tests.jobs.add", 1, 2, job_id="a1")
+    before = q.get_job_ids()
+
+    done = run_cli("transfer", "--all", "--dry-run", "--json", REDIS_URL=redis_url, DATABASE_URL=pg_url)
+
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["dry_run"] and out["moved"] == [{"job": "tests.jobs.add", "state": "scheduled", "count": 1},
+                                               {"job": "tests.jobs.noop", "state": "queued", "count": 3}]
+    assert q.get_job_ids() == before and q.scheduled_job_registry.get_job_ids() == ["a1"]
+    assert list(backend.iter_pending()) == []
+    human = run_cli("transfer", "--all", "--dry-run", REDIS_URL=redis_url, DATABASE_URL=pg_url)
+    assert "would move 4 jobs" in human.stdout and "tests.jobs.noop" in human.stdout
+
+
+def test_job_option_moves_that_job_name_only_and_bad_options_exit_2(legacy, backend, redis_url, pg_url):
+    q = legacy.queue("default")
+    q.enqueue_call("tests.jobs.noop", job_id="n1")
+    q.enqueue_call("tests.jobs.add", args=(1, 2), job_id="a1")
+    done = run_cli("transfer", "--job", "tests.jobs.add", REDIS_URL=redis_url, DATABASE_URL=pg_url)
+    assert done.returncode == 0, done.stderr
+    assert backend.fetch_job("a1") is not None and backend.fetch_job("n1") is None
+    assert q.get_job_ids() == ["n1"]
+    for args in (["transfer"], ["transfer", "--all", "--job", "x"], ["transfer", "--all", "--from", "rq", "--to", "rq"]):
+        bad = run_cli(*args, REDIS_URL=redis_url, DATABASE_URL=pg_url)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+
+
+def test_scheduled_job_due_now_is_left_to_rqs_scheduler(legacy, backend):
+    legacy.queue("default").enqueue_in(timedelta(seconds=2), "tests.jobs.noop", job_id="soon-1")
+    report = transfer.transfer_pending(legacy, backend, TO_PG)
+    assert report.waiting == 1 and report.total_moved == 0
+    assert legacy.queue("default").scheduled_job_registry.get_job_ids() == ["soon-1"]
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL at one exact step: nothing after it runs."""
+
+
+RQ_TO_PG_STEPS = [(rq_side, "claim"), (pg_side, "land"), (rq_side, "finish"), (pg_side, "forget_landed")]
+PG_TO_RQ_STEPS = [(pg_side, "take"), (rq_side, "land"), (pg_side, "forget_held"), (rq_side, "forget_landed")]
+
+
+def die_after(monkeypatch, module, name):
+    real = getattr(module, name)
+
+    def step(*args, **kwargs):
+        real(*args, **kwargs)
+        raise Killed(name)
+
+    monkeypatch.setattr(module, name, step)
+
+
+def run_pg_worker(pg_url):
+    Worker(pg_url, WorkerOptions(burst=True, poll_seconds=0.1)).run()
+
+
+@pytest.mark.parametrize("module,step", RQ_TO_PG_STEPS, ids=[s for _, s in RQ_TO_PG_STEPS])
+def test_rq_to_postgres_killed_after_each_step_completes_exactly_once(monkeypatch, legacy, backend, ledger_url,
+                                                                     module, step):
+    """Between the crash and the re-run a Postgres worker runs (and, result_ttl 0, deletes) what landed."""
+    q = legacy.queue("default")
+    for i in range(30):
+        q.enqueue_call("tests.jobs.ledger", args=(f"k{i}",), job_id=f"j{i}", result_ttl=0)
+    with monkeypatch.context() as m:
+        die_after(m, module, step)
+        with pytest.raises(Killed):
+            transfer.transfer_pending(legacy, backend, TO_PG)
+    run_pg_worker(ledger_url)
+    transfer.transfer_pending(legacy, backend, TO_PG)
+    run_pg_worker(ledger_url)
+    assert ledger_counts(ledger_url) == {f"k{i}": 1 for i in range(30)}
+    assert in_transit(legacy, backend) == (0, 0, 0)
+    assert [c for c in legacy.counts() if c.count] == []
+
+
+@pytest.mark.parametrize("module,step", PG_TO_RQ_STEPS, ids=[s for _, s in PG_TO_RQ_STEPS])
+def test_postgres_to_rq_killed_after_each_step_completes_exactly_once(monkeypatch, legacy, backend, ledger_url,
+                                                                     module, step):
+    """Between the crash and the re-run an RQ worker runs (and, result_ttl 0, deletes) what landed."""
+    backend.enqueue_many([JobSpec("tests.jobs.ledger", args=(f"k{i}",), job_id=f"j{i}", result_ttl=0)
+                          for i in range(30)])
+    with monkeypatch.context() as m:
+        die_after(m, module, step)
+        with pytest.raises(Killed):
+            transfer.transfer_pending(legacy, backend, TO_RQ)
+    worker = SimpleWorker([legacy.queue("default")], connection=legacy.connection)
+    worker.work(burst=True)
+    transfer.transfer_pending(legacy, backend, TO_RQ)
+    worker.work(burst=True)
+    run_pg_worker(ledger_url)
+    assert ledger_counts(ledger_url) == {f"k{i}": 1 for i in range(30)}
+    assert in_transit(legacy, backend) == (0, 0, 0)
+
+
+def test_every_transfer_query_runs(pg_url):
+    queries = named.queries("public", "transfer.sql")
+    params = {"key": 1, "ids": ["x"], "held": ["x"]}
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for name, text in queries.items():
+            conn.execute(text, params)
+            conn.execute("SELECT pg_advisory_unlock_all()")
+
+
+ROUNDS, PER_ROUND = 20, 1500
+
+
+def test_sigkilled_transfers_racing_an_rq_worker_lose_nothing_and_run_nothing_twice(legacy, backend, redis_url,
+                                                                                  ledger_url, tmp_path):
+    """Each round: enqueue, start `transfer --all` as a real process, SIGKILL it at a random instant, run it again
+    to completion, while an RQ worker drains the same queue. Then a migrator worker drains Postgres."""
+    env = dict(REDIS_URL=redis_url, DATABASE_URL=ledger_url)
+    rng = random.Random(4)
+    rq_worker = spawn_rq_worker(redis_url, "default", simple=True, MIGRATOR_TEST_SIDE="rq")
+    spans, mid = [], 0
+    try:
+        for rnd in range(ROUNDS):
+            enqueue_round(legacy, rnd)
+            before = moved_now(backend)
+            proc = spawn_cli("transfer", "--all", "--json", log=tmp_path / "transfer.log", **env)
+            started = time.monotonic()
+            if spans:  # the first round runs whole: how long a transfer takes here sets the kill window
+                time.sleep(rng.uniform(0, max(spans) * 1.2))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=120)
+                partly = moved_now(backend) > before and legacy.queue("default").count > 0
+                mid += sum(in_transit(legacy, backend)) > 0 or partly
+            proc.wait(timeout=120)
+            spans.append(time.monotonic() - started)
+            finish = run_cli("transfer", "--all", "--json", **env)
+            assert finish.returncode == 0, finish.stderr
+            assert in_transit(legacy, backend) == (0, 0, 0)
+        wait_for(lambda: rq_drained(legacy), timeout=300, what="the RQ worker to drain its queue")
+    finally:
+        rq_worker.send_signal(signal.SIGKILL)
+        rq_worker.wait()
+    pg_worker = run_cli("worker", "--burst", "--concurrency", "4", timeout=600, MIGRATOR_TEST_SIDE="pg", **env)
+    assert pg_worker.returncode == 0, pg_worker.stderr
+    counts = ledger_counts(ledger_url)
+    expected = {f"r{r}-{i}" for r in range(ROUNDS) for i in range(PER_ROUND)}
+    assert set(counts) == expected, f"lost: {len(expected - set(counts))}"
+    assert {k: n for k, n in counts.items() if n != 1} == {}
+    assert mid > 0, "no kill landed while a transfer was under way: raise PER_ROUND"
+
+
+def enqueue_round(legacy, rnd):
+    q = legacy.queue("default")
+    with legacy.connection.pipeline() as pipe:
+        data = [q.prepare_data("tests.jobs.ledger_reused", args=(f"r{rnd}-{i}",), result_ttl=0)
+                for i in range(PER_ROUND)]
+        q.enqueue_many(data, pipeline=pipe)
+        pipe.execute()
+
+
+def moved_now(backend) -> int:
+    with psycopg.connect(backend.url) as conn:
+        return conn.execute("SELECT count(*) FROM migrator_jobs").fetchone()[0]
+
+
+def rq_drained(legacy) -> bool:
+    return all(c.count == 0 for c in legacy.counts() if c.state in (JobState.QUEUED, JobState.STARTED))
