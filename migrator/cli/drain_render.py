@@ -33,8 +33,8 @@ def verdict(report: DrainReport) -> Text:
     if report.drained:
         return Text.from_markup(f"[bold red]not safe[/]: {scope} drained on {where}, but "
                                 f"{sum(t.count for t in report.strays)} stray enqueues reached RQ after the flip")
-    return Text.from_markup(f"[bold red]not drained[/]: {sum(report.totals().values())} "
-                            f"jobs of {scope} remain ({totals})")
+    of = f" of {report.job}" if report.job else ""
+    return Text.from_markup(f"[bold red]not drained[/]: {sum(report.totals().values())} jobs{of} remain ({totals})")
 
 
 def _side(out: Console, side: SideReport) -> None:
