@@ -128,6 +128,7 @@ class JobInfo:
     enqueued_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    worker: str | None = None  # who runs it now: RQ's worker name; "hostname:pid" on the new backend
 
 
 @runtime_checkable

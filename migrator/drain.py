@@ -10,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 
 from adapters.base import BackendName
 from adapters.pg_backend.backend import PostgresBackend
+from adapters.pg_backend import transfer as pg_transfer
 from adapters.rq_backend import RQBackend
+from adapters.rq_backend import transfer as rq_transfer
 from adapters.rq_backend.connection import reachable
 from migrator import drain_pg, drain_rq
 from migrator.drain_values import (NEEDS_WORKER, DrainReport, DrainWarning, Place, Remaining, SideReport,
@@ -58,17 +60,35 @@ def _rq_side(backend: RQBackend, job: str | None, queues: Sequence[str], per_job
         drain_rq.count_rq(backend, names, tally)
         waiting = sorted(q for q, n in tally.scheduled.items() if n)
         gaps = drain_rq.scheduler_gaps(backend, waiting) if waiting else []
-    rows = tally.rows()
-    warnings = _stranded(BackendName.RQ, rows, views) + _stale(rows) + _no_scheduler(gaps, tally.scheduled)
+    held = [(j.spec.queue, j.spec.func) for j in rq_transfer.held(backend)]
+    rows = tally.rows() + _in_transfer(BackendName.RQ, held, job)
+    warnings = (_stranded(BackendName.RQ, rows, views) + _stale(rows) + _no_scheduler(gaps, tally.scheduled)
+                + _interrupted(BackendName.RQ, rows))
     strays = find_strays(tally.arrivals, since, bound) if since is not None and per_job else []
     return SideReport(BackendName.RQ, tuple(rows), tuple(views), tuple(warnings), tuple(strays), per_job)
 
 
 def _pg_side(backend: PostgresBackend, job: str | None) -> SideReport:
-    rows = drain_pg.remaining_pg(backend, job)
+    held = [(s.queue, s.func) for s in pg_transfer.held(backend)]
+    rows = drain_pg.remaining_pg(backend, job) + _in_transfer(BackendName.POSTGRES, held, job)
     views = drain_pg.worker_views(backend)
-    return SideReport(BackendName.POSTGRES, tuple(rows), tuple(views), tuple(_stranded(BackendName.POSTGRES,
-                                                                                        rows, views)))
+    warnings = _stranded(BackendName.POSTGRES, rows, views) + _interrupted(BackendName.POSTGRES, rows)
+    return SideReport(BackendName.POSTGRES, tuple(rows), tuple(views), tuple(warnings))
+
+
+def _in_transfer(backend: BackendName, held: Sequence[tuple[str, str]], job: str | None) -> list[Remaining]:
+    """Jobs an interrupted transfer took out of `backend` and has not landed: pending until a transfer finishes."""
+    counts = Counter((queue, func) for queue, func in held if job is None or func == job)
+    return [Remaining(backend, q, f, Place.IN_TRANSFER, n) for (q, f), n in sorted(counts.items())]
+
+
+def _interrupted(backend: BackendName, rows: Sequence[Remaining]) -> list[DrainWarning]:
+    held = sum(r.count for r in rows if r.place is Place.IN_TRANSFER)
+    if not held:
+        return []
+    other = "postgres" if backend is BackendName.RQ else "rq"
+    return [DrainWarning("in-transfer", backend, "", f"{held} jobs are held by an interrupted transfer; run "
+                         f"`migrator transfer --all --from {backend} --to {other}` to finish moving them")]
 
 
 def _stranded(backend: BackendName, rows: Sequence[Remaining], views: Sequence[WorkerView]) -> list[DrainWarning]:

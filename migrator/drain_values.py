@@ -25,6 +25,7 @@ class Place(StrEnum):
     STALE = "stale"  # in RQ's started registry, but the worker holding it is dead
     FAILED_RETRYABLE = "failed-retryable"  # in the failed registry with retries left
     RQ_SCHEDULER = "rq-scheduler"  # rq-scheduler's own schedule, outside RQ's registries
+    IN_TRANSFER = "in-transfer"  # taken out by a transfer that was interrupted: neither backend runs it yet
     FAILED = "failed"
     FINISHED = "finished"
     CANCELED = "canceled"
@@ -33,7 +34,7 @@ class Place(StrEnum):
 # Listed for the record, never a reason to wait: nothing will run them again by itself.
 DONE_PLACES = frozenset({Place.FAILED, Place.FINISHED, Place.CANCELED})
 # Places whose jobs need a live worker of their queue to ever leave.
-NEEDS_WORKER = frozenset(Place) - DONE_PLACES - {Place.STARTED, Place.RQ_SCHEDULER}
+NEEDS_WORKER = frozenset(Place) - DONE_PLACES - {Place.STARTED, Place.RQ_SCHEDULER, Place.IN_TRANSFER}
 
 
 @dataclass(frozen=True, slots=True)

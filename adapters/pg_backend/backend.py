@@ -142,9 +142,9 @@ class PostgresBackend:
         row = self.db.fetch_one("fetch_job", {"id": job_id})
         if row is None:
             return None
-        (jid, queue, func, state, attempts, result, etype, emsg, tb, enq, started, finished, run_at) = row
+        (jid, queue, func, state, attempts, result, etype, emsg, tb, enq, started, finished, run_at, worker) = row
         return JobInfo(self.name, jid, func, queue, _state(state, run_at, attempts), attempts,
-                       payload.decode_value(result), etype, emsg, tb, enq, started, finished)
+                       payload.decode_value(result), etype, emsg, tb, enq, started, finished, worker)
 
     def retry_failed(self, ids: list[str] | None = None, func: str | None = None) -> int:
         return len(self.db.fetch_all("retry_failed", {"ids": ids, "func": func}))
@@ -162,7 +162,7 @@ class PostgresBackend:
 
     def list_workers(self) -> list[dict[str, Any]]:
         rows = self.db.fetch_all("list_workers", {"namespace": LOCK_NAMESPACE})
-        keys = ("id", "hostname", "pid", "queues", "started_at", "heartbeat_at", "alive")
+        keys = ("id", "hostname", "pid", "queues", "started_at", "heartbeat_at", "running", "alive")
         return [dict(zip(keys, row)) for row in rows]
 
 

@@ -26,7 +26,8 @@ def fetch(connection: Redis, job_class: type[rq.job.Job], serializer: Any, job_i
     error_type, error_message = _error(traceback)
     return JobInfo(BackendName.RQ, job.id, decode.func_name(job.data, serializer), job.origin, state,
                    _attempts(state, retries, started), result, error_type, error_message, traceback,
-                   _aware(job.enqueued_at), started, _aware(job.ended_at))
+                   _aware(job.enqueued_at), started, _aware(job.ended_at),
+                   decode.text(getattr(job, "worker_name", None)) if state is JobState.STARTED else None)
 
 
 def _attempts(state: JobState, retries: int | None, started: datetime | None) -> int:

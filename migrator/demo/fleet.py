@@ -43,6 +43,9 @@ class Fleet:
         proc.wait()
         return proc.pid
 
+    def name_of(self, pid: int) -> str | None:
+        return next((name for name, proc in self.procs.items() if proc.pid == pid), None)
+
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name)
         proc.terminate()

@@ -40,6 +40,11 @@ def sync_crm(key: str) -> str:
     return record(key)
 
 
+def build_report(key: str) -> str:
+    """A long job: the demo kills the worker running it, in the middle of its work."""
+    return record(key, 3000)
+
+
 def send_reminder(key: str) -> str:
     """Enqueued for later (enqueue_in), so some jobs wait in the schedule when the switch happens."""
     return record(key)

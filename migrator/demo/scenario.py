@@ -11,17 +11,19 @@ from pathlib import Path
 
 import psycopg
 
-from adapters.base import PENDING_STATES, BackendName, JobBackend
+from adapters.base import PENDING_STATES, BackendName, JobBackend, JobSpec
 from adapters.pg_backend import schema
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
 from migrator.demo import jobs, ledger
+from migrator.drain import check_drain, wait_until_drained
 from migrator.demo.fleet import Fleet
 from migrator.demo.load import Load
 from migrator.flags import CachedFlags, FlagStore
 from migrator.localservers import LocalPostgres, LocalRedis
 from migrator.queue import Queue
 from migrator.router import Router
+from migrator.transfer import Direction, transfer_pending
 
 Say = Callable[[str], None]
 ACTOR = "migrator demo"
@@ -36,6 +38,11 @@ class DemoOptions:
 
 def pending(backend: JobBackend) -> int:
     return sum(c.count for c in backend.counts() if c.state in PENDING_STATES)
+
+
+def running_on(backend: JobBackend, job_id: str) -> str | None:
+    info = backend.fetch_job(job_id)
+    return info.worker if info else None
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, poll: float = 0.2) -> bool:
@@ -94,7 +101,8 @@ class Demo:
         steps: list[tuple[str, Callable[[], object]]] = [
             ("step 2: flip one job: send_email goes to Postgres", lambda: store.flip(self._name(jobs.send_email), by=ACTOR)),
             ("step 3: roll out 50% of job names", lambda: store.rollout_percent(50, by=ACTOR)),
-            ("fault: SIGKILL a migrator worker mid-run, start a new one", lambda: self._kill_one(fleet)),
+            ("fault: SIGKILL a migrator worker in the middle of a job, start a new one",
+             lambda: self._kill_one(fleet, new, pg_url)),
             ("step 4: roll out to every job", lambda: store.rollout_all(by=ACTOR)),
         ]
         for text, action in steps:
@@ -115,32 +123,45 @@ class Demo:
             row = conn.execute("SELECT count(*) FROM migrator_jobs WHERE interrupted > 0").fetchone()
         return int(row[0]) if row else 0
 
-    def _kill_one(self, fleet: Fleet) -> None:
-        pid = fleet.kill("pg-1")
+    def _kill_one(self, fleet: Fleet, new: PostgresBackend, pg_url: str) -> None:
+        """Start a long job on the new backend and SIGKILL the worker running it, mid-work: the case that matters.
+        The other workers find the job's owner dead and run it again; it must run exactly once in the end."""
+        key = "build_report-1"
+        new.enqueue(JobSpec(self._name(jobs.build_report), (key,), job_id=key))
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            ledger.note_enqueued(conn, [(key, BackendName.POSTGRES.value)])
+        wait_until(lambda: running_on(new, key) is not None, timeout=30, poll=0.01)
+        worker = running_on(new, key)
+        pid = int(worker.rsplit(":", 1)[1]) if worker else 0
+        name = fleet.name_of(pid)
+        if name is None:
+            self.say("       (the report job did not start on a worker of ours; nothing killed)")
+            return
+        fleet.kill(name)
         fleet.start_migrator("pg-3")
-        self.say(f"       killed worker pid {pid}; its running job is requeued by the others")
+        self.say(f"       killed worker pid {pid} while it ran {key}; the other workers requeue it")
 
     def _finish_rq(self, fleet: Fleet, legacy: RQBackend, new: PostgresBackend) -> None:
-        """Let RQ finish what it can run now; what waits in its schedule is transferred, then RQ stops."""
+        """Let RQ finish what it can run now; what waits in its schedule is transferred, exactly once; RQ's
+        workers stop only when RQ is drained."""
         self.say("step 5: drain RQ: its workers finish what is queued")
         wait_until(lambda: all(c.count == 0 for c in legacy.counts()
                                if c.state in PENDING_STATES and c.state.value not in ("scheduled", "retrying")),
                    timeout=120)
-        waiting = pending(legacy)
-        self.say(f"        {waiting} jobs wait in RQ's schedule: transfer them to Postgres, keeping their time")
-        moved = self._transfer(legacy, new)
-        self.say(f"        moved {moved}; RQ holds {pending(legacy)} pending jobs")
+        self.say(f"        {pending(legacy)} jobs wait in RQ's schedule: transfer them to Postgres, keeping their time")
+        for _ in range(30):  # jobs due within seconds are left to RQ's scheduler; the next pass finds them gone
+            report = transfer_pending(legacy, new, Direction.TO_POSTGRES)
+            if report.total_moved:
+                self.say(f"        transferred {report.total_moved} (exactly once; refused {len(report.refused)})")
+            if wait_until(lambda: pending(legacy) == 0, timeout=3):
+                break
+        gate = wait_until_drained(lambda: check_drain(legacy, None), timeout=60, quiet_period=2)
+        left = sum(r.count for r in gate.report.rows if r.pending)
+        self.say(f"        drain-check rq: {'drained' if gate.ok else f'NOT drained, {left} jobs remain'}"
+                 f" (quiet for {gate.quiet_for:.1f}s)")
         fleet.stop("rq-1")
         fleet.stop("rq-2")
         self.say("step 6: RQ workers stopped: the old backend can go")
-
-    def _transfer(self, legacy: RQBackend, new: PostgresBackend) -> int:
-        moved = 0
-        for job in list(legacy.iter_pending()):
-            if job.spec.job_id and legacy.remove_pending(job.spec.job_id):
-                new.enqueue(job.spec)
-                moved += 1
-        return moved
 
     @staticmethod
     def _name(fn: Callable[..., object]) -> str:

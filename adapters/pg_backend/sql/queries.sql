@@ -199,9 +199,10 @@ WHERE state IN ('queued', 'deferred', 'running')
 ORDER BY enqueued_at, id;
 
 -- fetch_job: one job by id, for status, result and error
-SELECT id, queue, func, state, attempts, result, error_type, error_message, traceback, enqueued_at,
-       started_at, finished_at, run_at
-FROM {jobs} WHERE id = %(id)s;
+SELECT j.id, j.queue, j.func, j.state, j.attempts, j.result, j.error_type, j.error_message, j.traceback,
+       j.enqueued_at, j.started_at, j.finished_at, j.run_at,
+       (SELECT w.hostname || ':' || w.pid FROM {workers} w WHERE w.id = j.worker_id AND j.state = 'running')
+FROM {jobs} j WHERE j.id = %(id)s;
 
 -- retry_failed: put failed jobs back in their queue with a fresh attempt budget
 UPDATE {jobs}
@@ -220,8 +221,9 @@ RETURNING id;
 DELETE FROM {jobs} WHERE id = %(id)s AND state IN ('queued', 'deferred')
 RETURNING id;
 
--- list_workers: registered workers, and whether their session still holds the liveness lock
+-- list_workers: registered workers, whether their session still holds the liveness lock, and their running jobs
 SELECT w.id, w.hostname, w.pid, w.queues, w.started_at, w.heartbeat_at,
+       (SELECT count(*) FROM {jobs} j WHERE j.state = 'running' AND j.worker_id = w.id) AS running,
        EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid::bigint = %(namespace)s
                AND l.objsubid = 2 AND l.objid::bigint = w.id AND l.granted
                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS alive
