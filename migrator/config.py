@@ -6,9 +6,11 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from adapters.urls import mask_url
 from migrator.errors import BadInput
+
+__all__ = ["Settings", "load", "mask_url", "read_file_settings"]
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
@@ -75,18 +77,3 @@ def load(cwd: Path | None = None, env: dict[str, str] | None = None) -> Settings
     if env.get("DATABASE_URL"):
         values["database_url"] = env["DATABASE_URL"]
     return Settings(**values, extra=extra)
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***, safe to print or log."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -12,22 +11,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from adapters.base import BackendUnavailable
 from adapters.pg_backend import sql as named
+from adapters.urls import mask_url as masked
 
 # Server-side keepalives for sessions that hold a worker's liveness lock: if the worker's machine vanishes,
 # Postgres ends the session (and so frees the lock) after about idle + interval * count seconds.
 KEEPALIVE_SETTINGS = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"}
-
-
-def masked(url: str) -> str:
-    """`url` with its password hidden (adapters cannot import migrator.config.mask_url)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    host = f"{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
-    return urlunsplit((parts.scheme, f"{parts.username or ''}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
 def unavailable(url: str, exc: BaseException) -> BackendUnavailable:

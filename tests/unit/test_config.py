@@ -1,0 +1,41 @@
+"""Settings from env and files, and URL masking."""
+from __future__ import annotations
+
+import pytest
+
+from migrator import config
+from migrator.errors import BadInput
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("postgresql://app:s3cret@db.internal:5432/prod", "postgresql://app:***@db.internal:5432/prod"),
+    ("redis://:pw@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+])
+def test_mask_url_hides_only_the_password(url, shown):
+    assert config.mask_url(url) == shown
+
+
+def test_env_overrides_file_and_file_overrides_defaults(tmp_path):
+    (tmp_path / "migrator.toml").write_text('job_modules = ["app.jobs"]\nqueues = ["a", "b"]\n'
+                                            'database_url = "postgresql://file/db"\nflag_cache_seconds = 0.5\n')
+    s = config.load(tmp_path, {"DATABASE_URL": "postgresql://env/db"})
+    assert (s.job_modules, s.queues, s.flag_cache_seconds) == (("app.jobs",), ("a", "b"), 0.5)
+    assert s.database_url == "postgresql://env/db"
+    assert config.load(tmp_path, {}).database_url == "postgresql://file/db"
+
+
+def test_pyproject_tool_table_is_read(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.migrator]\nqueues = ["emails"]\n')
+    assert config.load(tmp_path, {}).queues == ("emails",)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("queues = 'default'", "must be a list of strings"),
+    ("flag_cache_seconds = -1", "must be a number >= 0"),
+    ("queues = [", "fix the TOML syntax"),
+])
+def test_bad_configuration_is_a_clear_error(tmp_path, text, message):
+    (tmp_path / "migrator.toml").write_text(text)
+    with pytest.raises(BadInput, match=message):
+        config.load(tmp_path, {})
