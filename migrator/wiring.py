@@ -9,7 +9,8 @@ from migrator.config import Settings
 
 
 def postgres_backend(settings: Settings) -> PostgresBackend:
-    return PostgresBackend(settings.database_url, schema=str(settings.extra.get("schema", "public")))
+    return PostgresBackend(settings.database_url, schema=str(settings.extra.get("schema", "public")),
+                           synchronous_commit=bool(settings.extra.get("enqueue_synchronous_commit", True)))
 
 
 def rq_backend(settings: Settings, connection: Any = None) -> RQBackend:

@@ -72,8 +72,12 @@ class PostgresBackend:
 
     name = BackendName.POSTGRES
 
-    def __init__(self, url: str, schema: str = "public", pool_size: int = 4) -> None:
-        self.db = Database(url, schema, pool_size)
+    def __init__(self, url: str, schema: str = "public", pool_size: int = 4, synchronous_commit: bool = True) -> None:
+        """`synchronous_commit=False` (opt-in, `enqueue_synchronous_commit = false` in migrator.toml) stops
+        enqueues waiting for the WAL flush: about twice the single-enqueue rate, at the price of losing the last
+        fraction of a second of enqueued jobs if the *Postgres server* crashes, as Redis with its default
+        persistence would. Enqueues on the app's own connection follow the app's setting."""
+        self.db = Database(url, schema, pool_size, synchronous_commit)
 
     @property
     def url(self) -> str:

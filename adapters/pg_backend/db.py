@@ -36,9 +36,10 @@ def connect(url: str, *, autocommit: bool = True, application_name: str = "migra
 class Database:
     """A pool of connections to one database and schema, and the named queries of that schema."""
 
-    def __init__(self, url: str, schema: str = "public", pool_size: int = 4) -> None:
+    def __init__(self, url: str, schema: str = "public", pool_size: int = 4, synchronous_commit: bool = True) -> None:
         self.url = url
         self.schema = schema
+        self.synchronous_commit = synchronous_commit
         self.q = named.queries(schema)
         self.channel = named.channel(schema)
         self._pool: ConnectionPool | None = None
@@ -48,7 +49,7 @@ class Database:
     def pool(self) -> ConnectionPool:
         if self._pool is None:
             self._pool = ConnectionPool(self.url, min_size=1, max_size=self._pool_size, open=False,
-                                        kwargs={"autocommit": True, "application_name": "migrator"},
+                                        kwargs=self._connect_kwargs(),
                                         reconnect_timeout=30, timeout=5)
             try:
                 self._pool.open(wait=True, timeout=5)
@@ -56,6 +57,12 @@ class Database:
                 self._pool = None
                 raise unavailable(self.url, exc) from exc
         return self._pool
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"autocommit": True, "application_name": "migrator"}
+        if not self.synchronous_commit:  # opt-in: see PostgresBackend
+            kwargs["options"] = "-c synchronous_commit=off"
+        return kwargs
 
     @contextlib.contextmanager
     def connection(self, conn: psycopg.Connection[Any] | None = None) -> Iterator[psycopg.Connection[Any]]:

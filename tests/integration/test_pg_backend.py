@@ -126,3 +126,17 @@ def test_transactional_bulk_enqueue_follows_the_apps_transaction(backend, pg_url
         app.commit()
     assert sorted(p.spec.job_id for p in backend.iter_pending()) == [
         "kept-0", "kept-1", "kept-2", "more-0", "more-1"]
+
+
+def test_opt_in_asynchronous_commit_applies_to_enqueue_sessions_only(pg_url):
+    fast = PostgresBackend(pg_url, synchronous_commit=False)
+    with fast.db.connection() as conn:
+        assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "off"
+    fast.enqueue(JobSpec("tests.jobs.noop", job_id="async-commit"))
+    assert PostgresBackend(pg_url).fetch_job("async-commit") is not None
+    with psycopg.connect(pg_url) as plain, PostgresBackend(pg_url).db.connection() as conn:
+        server_default = plain.execute("SHOW synchronous_commit").fetchone()[0]
+        conn.execute("SET application_name = 'probe'")  # the default backend's sessions keep the server's setting
+        assert conn.execute("SHOW synchronous_commit").fetchone()[0] == server_default
+        assert "synchronous_commit" not in (conn.info.options or "")
+    fast.close()
