@@ -38,8 +38,7 @@ class Liveness:
 
     def start(self) -> int:
         self._conn = db.connect(self.db.url, keepalive=True, application_name="migrator-worker-liveness")
-        row = self.db.fetch_one("next_worker_id", {"workers_table": f'"{self.db.schema}".migrator_workers'},
-                                conn=self._conn)
+        row = self.db.fetch_one("next_worker_id", conn=self._conn)
         assert row is not None
         self.worker_id = int(row[0])
         self._lock_and_register()

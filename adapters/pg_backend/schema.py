@@ -15,7 +15,8 @@ MIGRATE_LOCK = 0x6D696772  # "migr"
 
 
 def current_version(conn: psycopg.Connection[Any], schema: str) -> int:
-    exists = conn.execute("SELECT to_regclass(%s)", [f'"{schema}".migrator_schema_version']).fetchone()
+    table = sql.Identifier(schema, "migrator_schema_version").as_string(conn)
+    exists = conn.execute("SELECT to_regclass(%s)", [table]).fetchone()
     if not exists or exists[0] is None:
         return 0
     row = conn.execute(named.queries(schema)["schema_version"]).fetchone()

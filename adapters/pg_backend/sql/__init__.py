@@ -44,6 +44,8 @@ def identifiers(schema: str) -> dict[str, sql.Composable]:
     ids["bulk_jobs"] = sql.Identifier("migrator_bulk_jobs")  # a temporary table, in the session's own schema
     ids["channel"] = sql.Literal(channel(schema))
     ids["schema"] = sql.Identifier(schema)
+    # the workers table's name as a regclass literal (for pg_get_serial_sequence), quoted by psycopg.sql
+    ids["workers_name"] = sql.Literal(sql.Identifier(schema, "migrator_workers").as_string(None))
     return ids
 
 

@@ -131,7 +131,7 @@ INSERT INTO {workers} (id, hostname, pid, queues) VALUES (%(id)s, %(hostname)s, 
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now();
 
 -- next_worker_id: the id a new worker locks before it registers
-SELECT nextval(pg_get_serial_sequence(%(workers_table)s, 'id'));
+SELECT nextval(pg_get_serial_sequence({workers_name}, 'id'));
 
 -- lock_worker: the session advisory lock that proves this worker alive; Postgres drops it with the session
 SELECT pg_try_advisory_lock(%(namespace)s::integer, %(id)s::integer);
