@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from adapters.base import BackendError
-from migrator.cli import backend_cmds, demo, drain, routing
+from migrator.cli import backend_cmds, demo, drain, jobs, routing
 from migrator.cli import transfer as transfer_cli
 from migrator.cli.options import AppContext
 from migrator.errors import MigratorError, exit_code_for
@@ -41,6 +41,7 @@ backend_cmds.register(cli)
 routing.register(cli)
 transfer_cli.register(cli)
 drain.register(cli)
+jobs.register(cli)
 cli.add_command(demo.demo)
 
 
