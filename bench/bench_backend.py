@@ -217,7 +217,8 @@ class PGSide:
     def __init__(self, url: str, procs: Procs) -> None:
         self.url = url
         schema.migrate(url)
-        self.backend = PostgresBackend(url)
+        # BENCH_ENQUEUE_SYNC_COMMIT=0 measures the opt-in `enqueue_synchronous_commit = false`
+        self.backend = PostgresBackend(url, synchronous_commit=os.environ.get("BENCH_ENQUEUE_SYNC_COMMIT", "1") != "0")
         self.conn = psycopg.connect(url, autocommit=True)
         self.procs = procs
 
@@ -277,6 +278,8 @@ def versions(rqs: RQSide, pgs: PGSide) -> dict[str, str]:
         "cpus": str(os.cpu_count()), "commit": git("rev-parse", "--short", "HEAD")
         + (" (+ uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""),
         "worker batch": BATCH or "CLI default",
+        "enqueue sessions": "synchronous_commit=on (default)" if pgs.backend.db.synchronous_commit
+        else "synchronous_commit=off (opt-in enqueue_synchronous_commit = false)",
     }
 
 
