@@ -1,0 +1,79 @@
+"""How long a routing change takes to reach another running process (the bound is flag_cache_seconds + one read,
+2 s by default): a second process watches its CachedFlags and stamps the moment it sees each new version.
+
+    PYTHONPATH=. python bench/bench_propagation.py [--samples 20] [--refresh 1.0]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from adapters.pg_backend import schema  # noqa: E402
+from migrator.flags import FlagStore  # noqa: E402
+from migrator.localservers import LocalPostgres  # noqa: E402
+
+WATCHER = """
+import sys, time
+from migrator.flags import CachedFlags, FlagStore
+cached = CachedFlags(FlagStore(sys.argv[1]), refresh_seconds=float(sys.argv[2])).start()
+print("ready", flush=True)
+seen = cached.snapshot().version
+while True:
+    version = cached.snapshot().version
+    if version != seen:
+        seen = version
+        print(version, time.time(), flush=True)
+    time.sleep(0.001)
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--refresh", type=float, default=1.0, help="flag_cache_seconds of the watching process")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="migrator-bench-prop-") as tmp:
+        server = LocalPostgres(Path(tmp) / "pg", durable=True).start()
+        try:
+            schema.migrate(server.url)
+            delays = measure(server.url, args.samples, args.refresh)
+        finally:
+            server.stop()
+    ms = sorted(d * 1000 for d in delays)
+    print(f"routing change -> seen by another process (flag_cache_seconds={args.refresh}), {len(ms)} samples: "
+          f"p50 {statistics.median(ms):.0f} ms, p90 {ms[int(len(ms) * 0.9) - 1]:.0f} ms, max {ms[-1]:.0f} ms; "
+          f"bound {args.refresh * 1000 + 1000:.0f} ms: {'PASS' if ms[-1] <= args.refresh * 1000 + 1000 else 'MISS'}")
+    return 0
+
+
+def measure(url: str, samples: int, refresh: float) -> list[float]:
+    store = FlagStore(url)
+    proc = subprocess.Popen([sys.executable, "-c", WATCHER, url, str(refresh)], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True, env={"PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        delays = []
+        for i in range(samples):
+            time.sleep(refresh * (0.3 + 0.7 * (i % 5) / 5))  # land at different points of the refresh period
+            store.flip(f"bench.jobs.job_{i}", by="bench") if i % 2 == 0 else store.unflip(f"bench.jobs.job_{i - 1}")
+            changed = time.time()
+            _, seen_at = proc.stdout.readline().split()
+            delays.append(float(seen_at) - changed)
+        return delays
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
