@@ -1,7 +1,6 @@
 """`flip`, `unflip`, `rollout`, `rollback`, `status`, `history`: the routing commands over migrator.flags."""
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from typing import Any
@@ -130,17 +129,15 @@ def _postgres_counter(settings: Settings) -> routing_status.Counter:
     return count
 
 
-def _rq_counter(settings: Settings) -> routing_status.Counter | None:
-    # The RQ adapter is optional here: status must keep working on an install (or a checkout) without it.
-    try:
-        module = importlib.import_module("adapters.rq_backend")
-    except ImportError:
-        return None
-    backend_class = getattr(module, "RQBackend", None)
-    if backend_class is None:
-        return None
-    # by_func: status lists pending jobs per job name, so RQ must read each job's name, not only list sizes
-    return lambda: list(backend_class(settings.redis_url).counts(by_func=True))
+def _rq_counter(settings: Settings) -> routing_status.Counter:
+    def count() -> list[Any]:
+        backend = wiring.rq_backend(settings)
+        try:
+            # by_func: status lists pending jobs per job name, so RQ must read each job's name, not only sizes
+            return list(backend.counts(by_func=True))
+        finally:
+            backend.close()
+    return count
 
 
 @click.command()
