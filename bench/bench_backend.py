@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -38,7 +37,6 @@ if str(ROOT) not in sys.path:
 
 import psycopg  # noqa: E402
 import redis  # noqa: E402
-import rq  # noqa: E402
 from rq import Queue  # noqa: E402
 from rq import Worker as RQWorker  # noqa: E402
 from rq.registry import FinishedJobRegistry  # noqa: E402
@@ -46,6 +44,8 @@ from rq.registry import FinishedJobRegistry  # noqa: E402
 from adapters.base import JobSpec  # noqa: E402
 from adapters.pg_backend import schema  # noqa: E402
 from adapters.pg_backend.backend import PostgresBackend  # noqa: E402
+from bench import common  # noqa: E402
+from bench.common import say, stats  # noqa: E402
 from bench.jobs import noop, stamp  # noqa: E402
 from migrator.localservers import LocalPostgres, LocalRedis  # noqa: E402
 
@@ -72,10 +72,6 @@ AIMS = {
     "drain_wall": ("new/RQ >= 15", lambda new, ratio: ratio >= 15.0),
     "pickup": ("new p50 <= 5 ms", lambda new, ratio: new <= 5.0),
 }
-
-
-def say(*a: Any) -> None:
-    print(*a, file=sys.stderr, flush=True)
 
 
 # -- processes and timing ----------------------------------------------------------------------------------------
@@ -164,10 +160,6 @@ def pickup_latency(enqueue_stamp: Callable[[str], Any], stamps: Path, samples: i
             out.append((float(path.read_text()) - t) * 1000)
         path.unlink()
     return out
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def rates(n: int, secs: list[float]) -> dict[str, Any]:
@@ -263,20 +255,8 @@ class PGSide:
 
 # -- the run -----------------------------------------------------------------------------------------------------
 def versions(rqs: RQSide, pgs: PGSide) -> dict[str, str]:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip()
-
-    settings = dict(pgs.conn.execute("SELECT name, setting FROM pg_settings WHERE name IN "
-                                     "('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers')")
-                    .fetchall())
     return {
-        "python": platform.python_version(), "rq": rq.__version__, "redis-py": redis.__version__,
-        "redis-server": str(rqs.r.info("server")["redis_version"]), "psycopg": psycopg.__version__,
-        "postgres": str(pgs.conn.execute("SHOW server_version").fetchone()[0]),  # type: ignore[index]
-        "postgres durability": ", ".join(f"{k}={v}" for k, v in sorted(settings.items())),
-        "cpus": str(os.cpu_count()), "commit": git("rev-parse", "--short", "HEAD")
-        + (" (+ uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""),
+        **common.versions(rqs.r, pgs.conn, ("fsync", "synchronous_commit", "full_page_writes", "shared_buffers")),
         "worker batch": BATCH or "CLI default",
         "enqueue sessions": "synchronous_commit=on (default)" if pgs.backend.db.synchronous_commit
         else "synchronous_commit=off (opt-in enqueue_synchronous_commit = false)",

@@ -32,11 +32,9 @@ import cProfile
 import io
 import json
 import os
-import platform
 import pstats
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +47,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-import redis  # noqa: E402
 import rq  # noqa: E402
 import rq.serializers  # noqa: E402
 from redis import Redis  # noqa: E402
@@ -58,6 +55,8 @@ from adapters.base import BackendName, JobSpec  # noqa: E402
 from adapters.pg_backend import schema  # noqa: E402
 from adapters.pg_backend.backend import PostgresBackend  # noqa: E402
 from adapters.rq_backend import RQBackend  # noqa: E402
+from bench import common  # noqa: E402
+from bench.common import say, stats  # noqa: E402
 from bench.jobs import noop  # noqa: E402
 from migrator import Queue, Router  # noqa: E402
 from migrator.flags import CachedFlags, FlagStore  # noqa: E402
@@ -79,14 +78,6 @@ ROWS = {
     "E": "migrator.Queue.enqueue(noop) -> Postgres, opt-in async commit",
 }
 AIMS = {"B": ("B/A <= 1.10", 1.10), "C": ("C/A <= 1.00", 1.00), "E": ("E/A <= 1.00", 1.00)}
-
-
-def say(*a: Any) -> None:
-    print(*a, file=sys.stderr, flush=True)
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 class Sides:
@@ -284,19 +275,7 @@ def profile(s: Sides) -> str:
 
 
 def versions(s: Sides) -> dict[str, str]:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-    settings: dict[str, str] = dict(s.admin.execute("SELECT name, setting FROM pg_settings WHERE name IN "
-                                    "('fsync', 'synchronous_commit')").fetchall())
-    return {
-        "python": platform.python_version(), "rq": rq.__version__, "redis-py": redis.__version__,
-        "redis-server": str(s.redis.info("server")["redis_version"]), "psycopg": psycopg.__version__,
-        "postgres": str(s.admin.execute("SHOW server_version").fetchone()[0]),  # type: ignore[index]
-        "postgres durability": ", ".join(f"{k}={v}" for k, v in sorted(settings.items())),
-        "cpus": str(os.cpu_count()), "commit": git("rev-parse", "--short", "HEAD")
-        + (" (+ uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""),
-    }
+    return common.versions(s.redis, s.admin, ("fsync", "synchronous_commit"))
 
 
 def results(secs: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict[str, Any]:
