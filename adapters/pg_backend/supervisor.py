@@ -60,10 +60,13 @@ def run_workers(url: str, options: WorkerOptions, concurrency: int = 1, schema: 
             break
         children.pop(pid, None)
         exit_code = os.waitstatus_to_exitcode(status)
-        if exit_code != 0:
-            code = 1
-        if not stopping and not options.burst and exit_code != 0:
-            log.warning("worker process %s exited with %s; starting a new one", pid, exit_code)
-            time.sleep(1)
-            spawn()
+        if exit_code == 0:
+            continue
+        if stopping or options.burst:
+            code = 1  # a process that failed while we were finishing: say so
+            continue
+        log.warning("worker process %s exited with %s; starting a new one (the reaper requeues its jobs)",
+                    pid, exit_code)
+        time.sleep(1)
+        spawn()
     return code

@@ -111,3 +111,24 @@ def test_worker_survives_a_postgres_restart(own_postgres, monkeypatch):
         worker.wait(30)
         backend.close()
     assert set(ledger_counts(url).values()) == {1}
+
+
+def alive_pids(backend: PostgresBackend) -> set[int]:
+    return {w["pid"] for w in backend.list_workers() if w["alive"]}
+
+
+def test_supervisor_replaces_a_worker_process_that_dies(backend, pg_url):
+    supervisor = spawn_cli("worker", "--concurrency", "2", "--recovery-grace", "1", DATABASE_URL=pg_url)
+    try:
+        first = wait_for(lambda: len(alive_pids(backend)) == 2 and alive_pids(backend), what="two worker processes")
+        victim = sorted(first)[0]
+        os.kill(victim, signal.SIGKILL)
+        now = wait_for(lambda: len(alive_pids(backend) - {victim}) == 2 and alive_pids(backend), timeout=60,
+                       what="a replacement worker process")
+        assert victim not in now and len(now - first) == 1
+        backend.enqueue(JobSpec("tests.jobs.add", (1, 2), job_id="after-replacement"))
+        wait_for(lambda: backend.fetch_job("after-replacement").state == JobState.FINISHED, what="the job to run")
+        assert supervisor.poll() is None
+    finally:
+        supervisor.terminate()
+        assert supervisor.wait(30) == 0
