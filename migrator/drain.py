@@ -72,7 +72,8 @@ def _pg_side(backend: PostgresBackend, job: str | None) -> SideReport:
     held = [(s.queue, s.func) for s in pg_transfer.held(backend)]
     rows = drain_pg.remaining_pg(backend, job) + _in_transfer(BackendName.POSTGRES, held, job)
     views = drain_pg.worker_views(backend)
-    warnings = _stranded(BackendName.POSTGRES, rows, views) + _interrupted(BackendName.POSTGRES, rows)
+    warnings = (_stranded(BackendName.POSTGRES, rows, views) + _interrupted(BackendName.POSTGRES, rows)
+                + _stale_pg(rows))
     return SideReport(BackendName.POSTGRES, tuple(rows), tuple(views), tuple(warnings))
 
 
@@ -111,6 +112,16 @@ def _stale(rows: Sequence[Remaining]) -> list[DrainWarning]:
             stale[r.queue] += r.count
     return [DrainWarning("stale", BackendName.RQ, q, f"{n} started jobs of queue {q!r} belong to dead RQ workers; "
                          "RQ fails or retries them once their timeout passes (`rq requeue` after that)")
+            for q, n in sorted(stale.items())]
+
+
+def _stale_pg(rows: Sequence[Remaining]) -> list[DrainWarning]:
+    stale: Counter[str] = Counter()
+    for r in rows:
+        if r.place is Place.STALE:
+            stale[r.queue] += r.count
+    return [DrainWarning("stale", BackendName.POSTGRES, q, f"{n} running jobs of queue {q!r} belong to dead migrator "
+                         "workers; a live worker requeues them within its recovery grace (start one if none runs)")
             for q, n in sorted(stale.items())]
 
 

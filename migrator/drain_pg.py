@@ -13,7 +13,13 @@ PLACES = {JobState.QUEUED: Place.QUEUED, JobState.SCHEDULED: Place.SCHEDULED, Jo
 
 
 def remaining_pg(backend: PostgresBackend, job: str | None) -> list[Remaining]:
-    return [Remaining(PG, c.queue, c.func, PLACES[c.state], c.count) for c in backend.counts(func=job) if c.count]
+    """Started jobs are split: held by a live worker, or stale (its worker died; a live worker's reaper requeues
+    it within recovery_grace_seconds)."""
+    rows = [Remaining(PG, c.queue, c.func, PLACES[c.state], c.count) for c in backend.counts(func=job)
+            if c.count and c.state is not JobState.STARTED]
+    rows += [Remaining(PG, q, f, Place.STARTED if alive else Place.STALE, n)
+             for q, f, alive, n in backend.running_by_liveness(job) if n]
+    return rows
 
 
 def worker_views(backend: PostgresBackend) -> list[WorkerView]:

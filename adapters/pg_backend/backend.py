@@ -164,6 +164,11 @@ class PostgresBackend:
         """Remove one not-started job (for transfer); False if it started, finished or is gone."""
         return bool(self.db.fetch_all("take_pending", {"id": job_id}, conn=conn))
 
+    def running_by_liveness(self, func: str | None = None) -> list[tuple[str, str, bool, int]]:
+        """(queue, job name, whether its worker is alive, count) of running jobs."""
+        rows = self.db.fetch_all("count_running", {"namespace": LOCK_NAMESPACE, "func": func})
+        return [(q, f, bool(alive), int(n)) for q, f, alive, n in rows]
+
     def list_workers(self) -> list[dict[str, Any]]:
         rows = self.db.fetch_all("list_workers", {"namespace": LOCK_NAMESPACE})
         keys = ("id", "hostname", "pid", "queues", "started_at", "heartbeat_at", "running", "alive")

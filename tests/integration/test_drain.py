@@ -356,3 +356,20 @@ def test_bad_arguments_exit_2_with_one_line(redis_url: str, pg_url: str, args: t
 
 def _when(report: DrainReport, test: Callable[[DrainReport], object]) -> DrainReport | None:
     return report if test(report) else None
+
+
+def test_running_job_of_a_dead_migrator_worker_is_stale(backend: PostgresBackend, pg_url: str, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    backend.enqueue(JobSpec("tests.jobs.write_pid_then_sleep", (str(pid_file), 30), job_id="held"))
+    worker = spawn_cli("worker", DATABASE_URL=pg_url)
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the job to start")
+    live = drain.check_drain(None, backend)
+    assert [(r.job, r.place) for r in live.pending] == [("tests.jobs.write_pid_then_sleep", Place.STARTED)]
+    os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+    worker.wait(10)
+    # Postgres frees the dead session's lock once it notices the closed socket: a moment, not an instant
+    dead = wait_for(lambda: (r := drain.check_drain(None, backend)).pending[0].place is Place.STALE and r,
+                    what="the dead worker's lock to be released")
+    assert [(r.job, r.place, r.count) for r in dead.pending] == [("tests.jobs.write_pid_then_sleep", Place.STALE, 1)]
+    assert not dead.drained
+    assert [w.kind for side in dead.sides for w in side.warnings] == ["stranded", "stale"]

@@ -31,6 +31,7 @@ PARAMS: dict[str, dict[str, dict]] = {
         "fetch_job": {"id": "q1"}, "retry_failed": {"ids": None, "func": None},
         "delete_failed": {"ids": ["q9"], "func": None}, "take_pending": {"id": "q2"},
         "list_workers": {"namespace": LOCK_NAMESPACE}, "schema_version": {},
+        "count_running": {"namespace": LOCK_NAMESPACE, "func": None},
     },
     "routing.sql": {
         "lock_routing": {"key": 1}, "read_flags": {"prefix": "migrator_"},

@@ -229,5 +229,16 @@ SELECT w.id, w.hostname, w.pid, w.queues, w.started_at, w.heartbeat_at,
                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS alive
 FROM {workers} w ORDER BY w.id;
 
+-- count_running: running jobs per queue and job name, split by whether their worker's session still holds its
+-- liveness lock (a dead worker's jobs wait for a live worker's reaper)
+SELECT j.queue, j.func,
+       EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid::bigint = %(namespace)s
+               AND l.objsubid = 2 AND l.objid::bigint = j.worker_id AND l.granted
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS alive,
+       count(*)
+FROM {jobs} j
+WHERE j.state = 'running' AND (%(func)s::text IS NULL OR j.func = %(func)s)
+GROUP BY 1, 2, 3;
+
 -- schema_version: the highest migration applied
 SELECT coalesce(max(version), 0) FROM {schema_version};
