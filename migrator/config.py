@@ -24,6 +24,7 @@ class Settings:
     queues: tuple[str, ...] = ("default",)
     flag_cache_seconds: float = 1.0
     lock_file: str = "migrator.lock.json"
+    schema: str = "public"  # the Postgres schema of migrator's tables
     # Postgres backend worker tuning (see docs/backend.md for why each default).
     recovery_grace_seconds: float = 5.0
     reap_interval_seconds: float = 2.0
@@ -35,8 +36,10 @@ class Settings:
                        database_url=database_url or self.database_url)
 
 
+# Keys read where they are used (wiring, router), kept in Settings.extra.
+_EXTRA = {"fallback", "enqueue_synchronous_commit"}
 _KNOWN = {"job_modules", "queues", "flag_cache_seconds", "lock_file", "recovery_grace_seconds",
-          "reap_interval_seconds", "poll_interval_seconds", "redis_url", "database_url"}
+          "reap_interval_seconds", "poll_interval_seconds", "redis_url", "database_url", "schema"}
 
 
 def read_file_settings(cwd: Path) -> dict[str, Any]:
@@ -59,6 +62,9 @@ def load(cwd: Path | None = None, env: dict[str, str] | None = None) -> Settings
     raw = read_file_settings(cwd or Path.cwd())
     values: dict[str, Any] = {}
     extra = {k: v for k, v in raw.items() if k not in _KNOWN}
+    unknown = sorted(set(extra) - _EXTRA)
+    if unknown:
+        raise BadInput(f"unknown configuration key {unknown[0]!r}; known keys: {', '.join(sorted(_KNOWN | _EXTRA))}")
     for key in ("job_modules", "queues"):
         if key in raw:
             if not isinstance(raw[key], list) or not all(isinstance(x, str) for x in raw[key]):
@@ -69,7 +75,7 @@ def load(cwd: Path | None = None, env: dict[str, str] | None = None) -> Settings
             if not isinstance(raw[key], (int, float)) or raw[key] < 0:
                 raise BadInput(f"configuration key {key!r} must be a number >= 0")
             values[key] = float(raw[key])
-    for key in ("lock_file", "redis_url", "database_url"):
+    for key in ("lock_file", "redis_url", "database_url", "schema"):
         if key in raw:
             values[key] = str(raw[key])
     if env.get("REDIS_URL"):

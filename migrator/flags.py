@@ -128,7 +128,7 @@ class FlagStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "FlagStore":
-        return cls(settings.database_url, str(settings.extra.get("schema", "public")))
+        return cls(settings.database_url, settings.schema)
 
     def snapshot(self) -> RoutingSnapshot:
         with routing_db.connection(self.url) as conn:

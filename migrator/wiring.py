@@ -9,7 +9,7 @@ from migrator.config import Settings
 
 
 def postgres_backend(settings: Settings) -> PostgresBackend:
-    return PostgresBackend(settings.database_url, schema=str(settings.extra.get("schema", "public")),
+    return PostgresBackend(settings.database_url, schema=settings.schema,
                            synchronous_commit=bool(settings.extra.get("enqueue_synchronous_commit", True)))
 
 

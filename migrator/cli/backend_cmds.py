@@ -25,7 +25,7 @@ def db() -> None:
 def migrate(app: AppContext, as_json: bool) -> None:
     """Create or upgrade the schema (idempotent, versioned, safe to run from several processes at once)."""
     settings = app.settings()
-    applied = schema.migrate(settings.database_url, str(settings.extra.get("schema", "public")))
+    applied = schema.migrate(settings.database_url, settings.schema)
     if as_json:
         emit_json({"applied": applied, "version": schema.latest_version()})
         return
@@ -69,7 +69,7 @@ def worker(app: AppContext, queues: str | None, concurrency: int, burst: bool, b
         reap_seconds=settings.reap_interval_seconds, shutdown_grace=shutdown_grace,
         missing_function_attempts=missing_function_attempts)
     wiring.postgres_backend(settings).ping()  # fail fast, with one line, when Postgres is unreachable
-    sys.exit(run_workers(settings.database_url, options, concurrency, str(settings.extra.get("schema", "public"))))
+    sys.exit(run_workers(settings.database_url, options, concurrency, settings.schema))
 
 
 @click.command("canary")

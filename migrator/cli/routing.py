@@ -21,7 +21,7 @@ by_option = click.option("--by", help="Who makes the change, for the audit log [
 
 
 def _schema(settings: Settings) -> str:
-    return str(settings.extra.get("schema", "public"))
+    return settings.schema
 
 
 def _known(settings: Settings) -> list[str]:

@@ -39,3 +39,14 @@ def test_bad_configuration_is_a_clear_error(tmp_path, text, message):
     (tmp_path / "migrator.toml").write_text(text)
     with pytest.raises(BadInput, match=message):
         config.load(tmp_path, {})
+
+
+def test_unknown_key_is_named_not_ignored(tmp_path):
+    (tmp_path / "migrator.toml").write_text("flag_cache_secs = 1\n")
+    with pytest.raises(BadInput, match="unknown configuration key 'flag_cache_secs'; known keys: .*flag_cache_seconds"):
+        config.load(tmp_path, {})
+
+
+def test_extra_keys_reach_settings(tmp_path):
+    (tmp_path / "migrator.toml").write_text("fallback = true\nenqueue_synchronous_commit = false\n")
+    assert config.load(tmp_path, {}).extra == {"fallback": True, "enqueue_synchronous_commit": False}
