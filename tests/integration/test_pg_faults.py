@@ -60,6 +60,8 @@ def test_live_workers_jobs_are_never_taken(backend, pg_url, tmp_path):
 
 
 def test_several_workers_never_run_a_job_twice(backend, pg_url, ledger_url):
+    with psycopg.connect(ledger_url, autocommit=True) as conn:  # a second run of a key would fail its job
+        conn.execute("CREATE UNIQUE INDEX migrator_test_ledger_once ON migrator_test_ledger (key)")
     n = 600
     backend.enqueue_many([JobSpec("tests.jobs.ledger", (f"job-{i}",)) for i in range(n)])
     workers = [spawn_cli("worker", "--batch", "20", DATABASE_URL=pg_url) for _ in range(4)]
@@ -74,6 +76,7 @@ def test_several_workers_never_run_a_job_twice(backend, pg_url, ledger_url):
     counts = ledger_counts(ledger_url)
     assert len(counts) == n
     assert [k for k, c in counts.items() if c > 1] == []
+    assert {c.state: c.count for c in backend.counts()} == {JobState.FINISHED: n}
 
 
 @pytest.fixture
