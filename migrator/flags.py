@@ -255,9 +255,17 @@ class CachedFlags:
         return True
 
     def close(self) -> None:
+        """Stop refreshing; job names seen since the last refresh are saved first (a short-lived process, a
+        script that enqueues and exits, would otherwise never make its jobs known)."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
+        if self._unsaved:
+            try:
+                with self._reading, routing_db.translated(self.store.url):
+                    self._flush_seen(self._connection())
+            except Exception as exc:  # best effort: the names are seen again next time
+                log.warning("could not save %d seen job names: %s", len(self._unsaved), exc)
         self._drop_connection()
 
     def _run(self) -> None:

@@ -5,6 +5,7 @@ the routing flags where its job name goes and hands the job to that backend.
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import threading
 from dataclasses import replace
@@ -29,6 +30,7 @@ def default_router(connection: Any = None) -> Router:
         router = _routers.get(key)
         if router is None:
             router = _routers[key] = Router.from_env(redis=connection)
+            atexit.register(router.close)  # saves the job names this process routed
         return router
 
 

@@ -159,7 +159,8 @@ def _render_status(report: routing_status.StatusReport) -> None:
     s = report.snapshot
     _say(f"routing version {s.version}: rollout {history.rollout_rule(s)}, {len(s.flipped)} flipped, "
                   f"{len(s.pinned)} pinned")
-    jobs = Table(Column("job", overflow="fold"), "backend", "why", "bucket", "pending rq", "pending postgres")
+    jobs = Table(Column("job", no_wrap=True), "backend", "why", "bucket", Column("pending rq", justify="right"),
+                 Column("pending postgres", justify="right"))
     for j in report.jobs:
         jobs.add_row(escape(j.job), str(j.route.backend), j.route.reason, str(j.bucket),
                      str(j.pending.get("rq", "-")), str(j.pending.get("postgres", "-")))

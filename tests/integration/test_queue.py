@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -15,7 +17,8 @@ from adapters.rq_backend import RQBackend
 from migrator import Queue, Router, job
 from migrator.flags import CachedFlags, FlagStore
 from tests import jobs
-from tests.conftest import ledger_counts, ledger_sides, run_cli, spawn_cli, spawn_rq_worker, wait_for
+from tests.conftest import (ROOT, ledger_counts, ledger_sides, run_cli, spawn_cli, spawn_rq_worker, subprocess_env,
+                            wait_for)
 
 
 @pytest.fixture
@@ -184,3 +187,14 @@ def test_routing_changes_under_concurrent_load_run_every_job_once_where_routed(
     assert {key: runs for key, runs in sides.items() if len(runs) != 1} == {}
     assert {key: runs[0] for key, runs in sides.items()} == {key: b.value for key, b in placed.items()}
     assert {b for b in placed.values()} == {BackendName.RQ, BackendName.POSTGRES}
+
+
+def test_a_short_script_that_enqueues_makes_its_jobs_known(pg_url, redis_url):
+    """A process that enqueues and exits at once (a cron script) still records the job names it routed, so
+    that `migrator flip` knows them without --force."""
+    script = "from migrator import Queue\nfrom tests import jobs\nQueue('default').enqueue(jobs.ledger_d, 'k')\n"
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env=subprocess_env(DATABASE_URL=pg_url, REDIS_URL=redis_url))
+    assert done.returncode == 0, done.stderr
+    flipped = run_cli("flip", "tests.jobs.ledger_d", DATABASE_URL=pg_url, REDIS_URL=redis_url)
+    assert flipped.returncode == 0, flipped.stderr
