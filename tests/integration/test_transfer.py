@@ -301,3 +301,47 @@ def moved_now(backend) -> int:
 
 def rq_drained(legacy) -> bool:
     return all(c.count == 0 for c in legacy.counts() if c.state in (JobState.QUEUED, JobState.STARTED))
+
+
+PG_ROUNDS, PG_PER_ROUND = 8, 2500
+
+
+def test_sigkilled_transfers_to_rq_racing_a_migrator_worker_lose_nothing_and_run_nothing_twice(
+        legacy, backend, redis_url, ledger_url, tmp_path):
+    """The mirror: jobs move postgres -> rq while a migrator worker drains the same queue; each round's
+    transfer is SIGKILLed at a random instant and run again; then an RQ worker drains RQ."""
+    env = dict(REDIS_URL=redis_url, DATABASE_URL=ledger_url)
+    rng = random.Random(11)
+    pg_worker = spawn_cli("worker", "--batch", "10", MIGRATOR_TEST_SIDE="pg", **env)
+    spans: list[float] = []
+    mid = 0
+    try:
+        for rnd in range(PG_ROUNDS):
+            backend.enqueue_many([JobSpec("tests.jobs.ledger_reused", (f"p{rnd}-{i}",), result_ttl=0)
+                                  for i in range(PG_PER_ROUND)])
+            proc = spawn_cli("transfer", "--all", "--from", "postgres", "--to", "rq", "--json",
+                             log=tmp_path / "transfer.log", **env)
+            started = time.monotonic()
+            if spans:
+                time.sleep(rng.uniform(0, max(spans) * 1.2))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=120)
+                queued_pg = sum(c.count for c in backend.counts() if c.state is JobState.QUEUED)
+                mid += sum(in_transit(legacy, backend)) > 0 or (legacy.queue("default").count > 0 and queued_pg > 0)
+            proc.wait(timeout=120)
+            spans.append(time.monotonic() - started)
+            finish = run_cli("transfer", "--all", "--from", "postgres", "--to", "rq", "--json", **env)
+            assert finish.returncode in (0, 1), finish.stderr  # 1: jobs a worker had already started stay
+            assert in_transit(legacy, backend) == (0, 0, 0)
+        wait_for(lambda: not [c for c in backend.counts() if c.state in (JobState.QUEUED, JobState.STARTED)],
+                 timeout=300, what="the migrator worker to drain Postgres")
+    finally:
+        pg_worker.terminate()
+        pg_worker.wait(30)
+    rq_worker = spawn_rq_worker(redis_url, "--burst", "default", simple=True, MIGRATOR_TEST_SIDE="rq")
+    assert rq_worker.wait(600) == 0
+    counts = ledger_counts(ledger_url)
+    expected = {f"p{r}-{i}" for r in range(PG_ROUNDS) for i in range(PG_PER_ROUND)}
+    assert set(counts) == expected, f"lost: {len(expected - set(counts))}"
+    assert {k: n for k, n in counts.items() if n != 1} == {}
+    assert mid > 0, "no kill landed while a transfer was under way: raise PG_PER_ROUND"
