@@ -62,7 +62,7 @@ def _rq_side(backend: RQBackend, job: str | None, queues: Sequence[str], per_job
         gaps = drain_rq.scheduler_gaps(backend, waiting) if waiting else []
     held = [(j.spec.queue, j.spec.func) for j in rq_transfer.held(backend)]
     rows = tally.rows() + _in_transfer(BackendName.RQ, held, job)
-    warnings = (_stranded(BackendName.RQ, rows, views) + _stale(rows) + _no_scheduler(gaps, tally.scheduled)
+    warnings = (_stranded(BackendName.RQ, rows, views) + _stale(BackendName.RQ, rows) + _no_scheduler(gaps, tally.scheduled)
                 + _interrupted(BackendName.RQ, rows))
     strays = find_strays(tally.arrivals, since, bound) if since is not None and per_job else []
     return SideReport(BackendName.RQ, tuple(rows), tuple(views), tuple(warnings), tuple(strays), per_job)
@@ -73,7 +73,7 @@ def _pg_side(backend: PostgresBackend, job: str | None) -> SideReport:
     rows = drain_pg.remaining_pg(backend, job) + _in_transfer(BackendName.POSTGRES, held, job)
     views = drain_pg.worker_views(backend)
     warnings = (_stranded(BackendName.POSTGRES, rows, views) + _interrupted(BackendName.POSTGRES, rows)
-                + _stale_pg(rows))
+                + _stale(BackendName.POSTGRES, rows))
     return SideReport(BackendName.POSTGRES, tuple(rows), tuple(views), tuple(warnings))
 
 
@@ -105,23 +105,20 @@ def _stranded(backend: BackendName, rows: Sequence[Remaining], views: Sequence[W
             for q, c in sorted(waiting.items())]
 
 
-def _stale(rows: Sequence[Remaining]) -> list[DrainWarning]:
+# What happens to a stale started job, per backend: the sentence after "N started jobs of queue Q belong to ...".
+_STALE_FATE = {
+    BackendName.RQ: "dead RQ workers; RQ fails or retries them once their timeout passes (`rq requeue` after that)",
+    BackendName.POSTGRES: "dead migrator workers; a live worker requeues them within its recovery grace "
+                          "(start one if none runs)",
+}
+
+
+def _stale(backend: BackendName, rows: Sequence[Remaining]) -> list[DrainWarning]:
     stale: Counter[str] = Counter()
     for r in rows:
         if r.place is Place.STALE:
             stale[r.queue] += r.count
-    return [DrainWarning("stale", BackendName.RQ, q, f"{n} started jobs of queue {q!r} belong to dead RQ workers; "
-                         "RQ fails or retries them once their timeout passes (`rq requeue` after that)")
-            for q, n in sorted(stale.items())]
-
-
-def _stale_pg(rows: Sequence[Remaining]) -> list[DrainWarning]:
-    stale: Counter[str] = Counter()
-    for r in rows:
-        if r.place is Place.STALE:
-            stale[r.queue] += r.count
-    return [DrainWarning("stale", BackendName.POSTGRES, q, f"{n} running jobs of queue {q!r} belong to dead migrator "
-                         "workers; a live worker requeues them within its recovery grace (start one if none runs)")
+    return [DrainWarning("stale", backend, q, f"{n} started jobs of queue {q!r} belong to {_STALE_FATE[backend]}")
             for q, n in sorted(stale.items())]
 
 
