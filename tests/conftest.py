@@ -17,6 +17,7 @@ import redis
 
 from adapters.pg_backend import schema
 from adapters.pg_backend.backend import PostgresBackend
+from adapters.rq_backend import RQBackend
 from migrator.localservers import LocalPostgres, LocalRedis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +89,24 @@ def redis_url(redis_server: LocalRedis) -> Iterator[str]:
 
 
 @pytest.fixture
+def rqb(redis_url: str) -> Iterator[RQBackend]:
+    b = RQBackend(redis_url)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def conn(redis_url: str) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_url)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
 def backend(pg_url: str) -> Iterator[PostgresBackend]:
     b = PostgresBackend(pg_url)
     try:
@@ -103,6 +122,14 @@ def ledger_url(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
         conn.execute(LEDGER_TABLE)
     monkeypatch.setenv("LEDGER_URL", pg_url)
     return pg_url
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
+    """SIGTERM every process first, then wait for each: they shut down side by side."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(timeout)
 
 
 def ledger_sides(url: str) -> dict[str, list[str]]:

@@ -25,7 +25,6 @@ from migrator.config import Settings
 from migrator.drain_values import ANY_JOB, DrainReport, Place
 from migrator.localservers import free_port
 from tests.conftest import ROOT, run_cli, spawn_cli, subprocess_env, wait_for
-from tests.integration.test_rq_backend import conn, rqb  # noqa: F401  (fixtures shared with the adapter's tests)
 
 RQ_CLI = str(Path(sys.executable).parent / "rq")
 RQ, PG = BackendName.RQ, BackendName.POSTGRES

@@ -13,7 +13,7 @@ from adapters.base import JobSpec, JobState
 from adapters.pg_backend import schema
 from adapters.pg_backend.backend import PostgresBackend
 from migrator.localservers import LocalPostgres
-from tests.conftest import LEDGER_TABLE, ledger_counts, spawn_cli, wait_for
+from tests.conftest import LEDGER_TABLE, stop_processes, ledger_counts, spawn_cli, wait_for
 
 
 def pids_in(path: Path) -> list[int]:
@@ -69,10 +69,7 @@ def test_several_workers_never_run_a_job_twice(backend, pg_url, ledger_url):
         wait_for(lambda: sum(ledger_counts(ledger_url).values()) >= n, timeout=120, what="all jobs to run")
         wait_for(lambda: not [c for c in backend.counts() if c.state != JobState.FINISHED], what="outcomes written")
     finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            w.wait(30)
+        stop_processes(workers)
     counts = ledger_counts(ledger_url)
     assert len(counts) == n
     assert [k for k, c in counts.items() if c > 1] == []

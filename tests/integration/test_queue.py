@@ -17,7 +17,7 @@ from adapters.rq_backend import RQBackend
 from migrator import Queue, Router, job
 from migrator.flags import CachedFlags, FlagStore
 from tests import jobs
-from tests.conftest import (ROOT, ledger_counts, ledger_sides, run_cli, spawn_cli, spawn_rq_worker, subprocess_env,
+from tests.conftest import (ROOT, stop_processes, ledger_counts, ledger_sides, run_cli, spawn_cli, spawn_rq_worker, subprocess_env,
                             wait_for)
 
 
@@ -178,10 +178,7 @@ def test_routing_changes_under_concurrent_load_run_every_job_once_where_routed(
             t.join(60)
         wait_for(lambda: len(ledger_counts(ledger_url)) >= len(placed), timeout=120, what="every job to run")
     finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            w.wait(30)
+        stop_processes(workers)
     sides = ledger_sides(ledger_url)
     assert set(sides) == set(placed)
     assert {key: runs for key, runs in sides.items() if len(runs) != 1} == {}

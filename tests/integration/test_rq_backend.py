@@ -4,7 +4,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,24 +25,6 @@ RQ_CLI = str(Path(sys.executable).parent / "rq")
 WORKER_CLASSES = ["rq.worker.Worker", "rq.worker.SimpleWorker"]
 # A pickle of ("tests.jobs.add", None, (Thing(),), {}) where Thing's module does not exist (protocol 0).
 MISSING_CLASS_PAYLOAD = b"(Vtests.jobs.add\nN(cnonexistent_mod_xyz\nThing\n)Rt}t."
-
-
-@pytest.fixture
-def rqb(redis_url: str) -> Iterator[RQBackend]:
-    b = RQBackend(redis_url)
-    try:
-        yield b
-    finally:
-        b.close()
-
-
-@pytest.fixture
-def conn(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(redis_url)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def burst(redis_url: str, *queues: str, worker_class: str = "rq.worker.Worker") -> None:

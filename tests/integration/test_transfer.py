@@ -17,7 +17,6 @@ from adapters.base import JobSpec, JobState, RetryPolicy
 from adapters.pg_backend import sql as named
 from adapters.pg_backend import transfer as pg_side
 from adapters.pg_backend.worker import Worker, WorkerOptions
-from adapters.rq_backend import RQBackend
 from adapters.rq_backend import transfer as rq_side
 from migrator import transfer
 from migrator.transfer import Direction
@@ -29,10 +28,8 @@ OPTIONS = dict(args=(1, "a"), kwargs={"k": [2, 3]}, timeout=77, result_ttl=11, t
 
 
 @pytest.fixture
-def legacy(redis_url):
-    b = RQBackend(redis_url)
-    yield b
-    b.close()
+def legacy(rqb):
+    return rqb
 
 
 def pg_spec(backend, job_id):
