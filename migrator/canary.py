@@ -28,10 +28,11 @@ def run_canary(backend: PostgresBackend, queue: str = "default", timeout: float 
     started = time.monotonic()
     backend.enqueue(JobSpec(CANARY_FUNC, (token,), queue=queue, job_id=job_id, timeout=max(1, int(timeout)),
                             result_ttl=60, description="migrator canary"))
-    info = backend.fetch_job(job_id)
-    while time.monotonic() - started < timeout:
+    while True:
         info = backend.fetch_job(job_id)
         if info and info.state in (JobState.FINISHED, JobState.FAILED, JobState.RETRYING):
+            break
+        if time.monotonic() - started >= timeout:
             break
         time.sleep(0.02)
     seconds = time.monotonic() - started

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from adapters import payload
+from adapters.base import JobRefused
 
 BACKOFF_BASE = 2.0  # seconds before the first retry when Retry gives no intervals
 BACKOFF_CAP = 600.0
@@ -131,7 +132,7 @@ def perform(job: Claimed, missing_function_attempts: int) -> Outcome:
         return _failed(job, exc, job.attempts <= job.retry_max, traceback.format_exc())
     try:
         encoded = payload.encode_json(result, "result")
-    except payload.JobRefused:
+    except JobRefused:
         encoded = payload.encode_json(repr(result))  # a result we cannot store is kept as its repr
     return Outcome(job.id, ok=True, result=encoded)
 
