@@ -16,9 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from migrator.flags import CachedFlags, FlagStore  # noqa: E402
-from migrator.router import decide  # noqa: E402
-from migrator.snapshot import RoutingSnapshot  # noqa: E402
+from migrator.routing.cache import CachedFlags
+from migrator.routing.flag_store import FlagStore  # noqa: E402
+from migrator.routing.decide import decide  # noqa: E402
+from migrator.routing.snapshot import RoutingSnapshot  # noqa: E402
 
 NAMES = [f"app.jobs.module_{i % 7}.job_{i}" for i in range(200)]
 FLIPPED = frozenset(NAMES[:20])

@@ -32,7 +32,8 @@ from adapters.base import JobSpec  # noqa: E402
 from adapters.pg_backend import schema  # noqa: E402
 from adapters.pg_backend.backend import PostgresBackend  # noqa: E402
 from adapters.rq_backend import RQBackend  # noqa: E402
-from migrator import drain  # noqa: E402
+from migrator.drain import check as drain  # noqa: E402
+from migrator.drain.values import DrainReport  # noqa: E402
 from migrator.localservers import LocalPostgres, LocalRedis  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", 5))
@@ -74,7 +75,7 @@ def fill_rq(conn: redis.Redis, n: int, scheduled_every: int = 0) -> float:
     return time.perf_counter() - start
 
 
-def timed(check: Callable[[], drain.DrainReport], reps: int) -> tuple[list[float], drain.DrainReport]:
+def timed(check: Callable[[], DrainReport], reps: int) -> tuple[list[float], DrainReport]:
     times, report = [], None
     for _ in range(reps):
         start = time.perf_counter()
@@ -84,7 +85,7 @@ def timed(check: Callable[[], drain.DrainReport], reps: int) -> tuple[list[float
     return times, report
 
 
-def line(what: str, times: list[float], aim: float, report: drain.DrainReport) -> str:
+def line(what: str, times: list[float], aim: float, report: DrainReport) -> str:
     med = statistics.median(times)
     pending = sum(report.totals().values())
     rows = len(report.pending)

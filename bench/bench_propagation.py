@@ -18,12 +18,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from adapters.pg_backend import schema  # noqa: E402
-from migrator.flags import FlagStore  # noqa: E402
+from migrator.routing.flag_store import FlagStore  # noqa: E402
 from migrator.localservers import LocalPostgres  # noqa: E402
 
 WATCHER = """
 import sys, time
-from migrator.flags import CachedFlags, FlagStore
+from migrator.routing.cache import CachedFlags
+from migrator.routing.flag_store import FlagStore
 cached = CachedFlags(FlagStore(sys.argv[1]), refresh_seconds=float(sys.argv[2])).start()
 print("ready", flush=True)
 seen = cached.snapshot().version

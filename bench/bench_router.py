@@ -59,7 +59,8 @@ from bench import common  # noqa: E402
 from bench.common import say, stats  # noqa: E402
 from bench.jobs import noop  # noqa: E402
 from migrator import Queue, Router  # noqa: E402
-from migrator.flags import CachedFlags, FlagStore  # noqa: E402
+from migrator.routing.cache import CachedFlags
+from migrator.routing.flag_store import FlagStore  # noqa: E402
 from migrator.localservers import LocalPostgres, LocalRedis  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", 7))

@@ -29,7 +29,8 @@ import psycopg  # noqa: E402
 from adapters.pg_backend import schema  # noqa: E402
 from adapters.pg_backend.backend import PostgresBackend  # noqa: E402
 from adapters.rq_backend import RQBackend  # noqa: E402
-from migrator import transfer  # noqa: E402
+from migrator.transfer import run as transfer  # noqa: E402
+from migrator.transfer.values import Direction  # noqa: E402
 from migrator.localservers import LocalPostgres, LocalRedis  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", 20000))
@@ -54,7 +55,7 @@ def one_run(legacy: RQBackend, new: PostgresBackend, url: str) -> float:
         conn.execute("TRUNCATE migrator_jobs, migrator_transfers")
     fill(legacy, N)
     started = time.perf_counter()
-    report = transfer.transfer_pending(legacy, new, transfer.Direction.TO_POSTGRES)
+    report = transfer.transfer_pending(legacy, new, Direction.TO_POSTGRES)
     elapsed = time.perf_counter() - started
     if report.total_moved != N:
         raise SystemExit(f"moved {report.total_moved} of {N}: {report.refused[:3]}")

@@ -1,5 +1,4 @@
 """migrator: move background jobs from RQ to a Postgres job queue one job at a time."""
-from migrator.queue import Queue, job
-from migrator.router import Router
+from migrator.queue import Queue, Router, job
 
 __all__ = ["Queue", "Router", "job"]

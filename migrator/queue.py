@@ -17,7 +17,19 @@ import rq
 
 from adapters.base import BackendName, Enqueued, JobInfo, JobSpec, JobState
 from adapters.spec import OPTIONS, aware, build_spec, from_enqueue_data, parse_timeout, run_at_in
-from migrator.router import Router
+from migrator import wiring
+from migrator.routing import router as routing_router
+
+
+
+class Router(routing_router.Router):
+    """The router an app uses (`from migrator import Router`): routing's Router, built from the environment."""
+
+    @classmethod
+    def from_env(cls, redis: Any = None, fallback: bool | None = None, settings: Any = None) -> "Router":
+        """A router from REDIS_URL, DATABASE_URL and migrator.toml (`fallback = true` there opts in)."""
+        return wiring.router_from_env(cls, redis, fallback, settings)
+
 
 _routers: dict[int, Router] = {}
 _routers_lock = threading.Lock()
@@ -37,7 +49,7 @@ def default_router(connection: Any = None) -> Router:
 class JobHandle:
     """What an enqueue returns: which backend took the job, its id, and RQ-style accessors on either backend."""
 
-    def __init__(self, placed: Enqueued, router: Router) -> None:
+    def __init__(self, placed: Enqueued, router: routing_router.Router) -> None:
         self.placed = placed
         self._router = router
 
@@ -94,7 +106,7 @@ def _split_options(kwargs: dict[str, Any]) -> tuple[tuple[Any, ...] | None, dict
 class Queue:
     """Enqueue like `rq.Queue`; the flags choose the backend per job name."""
 
-    def __init__(self, name: str = "default", connection: Any = None, router: Router | None = None,
+    def __init__(self, name: str = "default", connection: Any = None, router: routing_router.Router | None = None,
                  default_timeout: int | str | None = None, **_: Any) -> None:
         self.name = name
         self.connection = connection
@@ -102,7 +114,7 @@ class Queue:
         self.default_timeout = default_timeout
 
     @property
-    def router(self) -> Router:
+    def router(self) -> routing_router.Router:
         if self._router is None:
             self._router = default_router(self.connection)
         return self._router
@@ -171,4 +183,4 @@ def job(queue: str | Queue = "default", connection: Any = None, timeout: int | s
     return wrap
 
 
-__all__ = ["Queue", "JobHandle", "job", "default_router", "BackendName"]
+__all__ = ["Queue", "JobHandle", "Router", "job", "default_router", "BackendName"]

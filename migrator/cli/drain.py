@@ -11,11 +11,12 @@ from adapters.base import BackendName
 from adapters.pg_backend import db
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
-from migrator import drain, strays, wiring
+from migrator import wiring
+from migrator.drain import check as drain, strays, wait as drain_wait
 from migrator.cli import drain_render
 from migrator.cli.options import AppContext, console, emit_json, err_console, json_option, pass_app
 from migrator.config import Settings
-from migrator.drain_values import DrainReport
+from migrator.drain.values import DrainReport
 from migrator.errors import BackendUnavailable, BadInput, MigratorError
 
 BACKENDS = {"rq": (BackendName.RQ,), "postgres": (BackendName.POSTGRES,), "both": tuple(BackendName)}
@@ -95,13 +96,13 @@ def drain_check(app: AppContext, backend_opt: str, job: str | None, wait: bool, 
     sys.exit(0 if ok else 1)
 
 
-def _wait(check: Callable[[], DrainReport], timeout: float, quiet: float, as_json: bool) -> drain.WaitOutcome:
+def _wait(check: Callable[[], DrainReport], timeout: float, quiet: float, as_json: bool) -> drain_wait.WaitOutcome:
     """Poll with a live display of what remains (on stderr under --json, so stdout stays parseable)."""
     out = err_console if as_json else console
     with Live(console=out, transient=True, refresh_per_second=4) as live:
         def show(report: DrainReport, waited: float, quiet_for: float) -> None:
             live.update(drain_render.progress(report, waited, timeout, quiet_for, quiet))
-        return drain.wait_until_drained(check, timeout, quiet, on_poll=show)
+        return drain_wait.wait_until_drained(check, timeout, quiet, on_poll=show)
 
 
 def register(group: click.Group) -> None:

@@ -5,7 +5,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from migrator.drain_values import ANY_JOB, DrainReport, Remaining, SideReport
+from migrator.drain.values import ANY_JOB, DrainReport, Remaining, SideReport
 
 LISTED_LIMIT = 50  # rows of finished/failed/canceled jobs shown: a record, not the point
 

@@ -10,12 +10,14 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from adapters.base import BackendName
-from migrator import history, known_jobs, routing_db, routing_status, wiring
+from migrator import wiring
+from migrator.routing import history, known_jobs, tables
+from migrator.routing import status as routing_status
 from migrator.cli.options import AppContext, console, emit_json, json_option, pass_app
 from migrator.config import Settings
 from migrator.errors import BadInput
-from migrator.flags import Change, FlagStore
-from migrator.router import decide
+from migrator.routing.flag_store import Change, FlagStore
+from migrator.routing.decide import decide
 
 by_option = click.option("--by", help="Who makes the change, for the audit log [default: OS user@host].")
 
@@ -27,7 +29,7 @@ def _schema(settings: Settings) -> str:
 def _known(settings: Settings) -> list[str]:
     if os.getcwd() not in sys.path:  # like `rq worker`, the app's modules import from the working directory
         sys.path.insert(0, os.getcwd())
-    with routing_db.connection(settings.database_url) as conn:
+    with tables.connection(settings.database_url) as conn:
         return known_jobs.known_jobs(conn, _schema(settings), settings.job_modules)
 
 

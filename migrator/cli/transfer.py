@@ -12,10 +12,11 @@ from rich.table import Table
 
 from adapters.base import BackendName
 from adapters.pg_backend import db
-from migrator import transfer, wiring
+from migrator import wiring
+from migrator.transfer import run as transfer, values as transfer_values
 from migrator.cli.options import AppContext, console, emit_json, err_console, json_option, pass_app
 from migrator.errors import BadInput, CheckFailed
-from migrator.transfer import Direction, TransferReport
+from migrator.transfer.values import Direction, TransferReport
 
 SIDES = click.Choice([b.value for b in BackendName])
 SHOWN_REFUSALS = 3  # example job ids shown per reason
@@ -30,7 +31,7 @@ def _direction(source: str, target: str | None) -> Direction:
 
 
 @contextmanager
-def _progress_bar(enabled: bool) -> Iterator[transfer.Progress | None]:
+def _progress_bar(enabled: bool) -> Iterator[transfer_values.Progress | None]:
     if not enabled:
         yield None
         return

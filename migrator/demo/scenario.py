@@ -16,14 +16,17 @@ from adapters.pg_backend import schema
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
 from migrator.demo import jobs, ledger
-from migrator.drain import check_drain, wait_until_drained
+from migrator.drain.check import check_drain
+from migrator.drain.wait import wait_until_drained
 from migrator.demo.fleet import Fleet
 from migrator.demo.load import Load
-from migrator.flags import CachedFlags, FlagStore
+from migrator.routing.cache import CachedFlags
+from migrator.routing.flag_store import FlagStore
 from migrator.localservers import LocalPostgres, LocalRedis
 from migrator.queue import Queue
-from migrator.router import Router
-from migrator.transfer import Direction, transfer_pending
+from migrator.routing.router import Router
+from migrator.transfer.run import transfer_pending
+from migrator.transfer.values import Direction
 
 Say = Callable[[str], None]
 ACTOR = "migrator demo"

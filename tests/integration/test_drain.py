@@ -20,9 +20,10 @@ from adapters.base import BackendName, JobSpec, JobState, RetryPolicy
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
 from adapters.rq_backend.workers import scheduler_holders
-from migrator import drain, flags, strays
+from migrator.drain import check as drain, strays
+from migrator.routing import flag_store as flags
 from migrator.config import Settings
-from migrator.drain_values import ANY_JOB, DrainReport, Place
+from migrator.drain.values import ANY_JOB, DrainReport, Place
 from migrator.localservers import free_port
 from tests.conftest import ROOT, run_cli, spawn_cli, subprocess_env, wait_for
 

@@ -6,9 +6,10 @@ from adapters.base import JobSpec
 from adapters.pg_backend import transfer as pg_side
 from adapters.rq_backend import RQBackend
 from adapters.rq_backend import transfer as rq_side
-from migrator.drain import check_drain
-from migrator.drain_values import Place
-from migrator.transfer import Direction, transfer_pending
+from migrator.drain.check import check_drain
+from migrator.drain.values import Place
+from migrator.transfer.run import transfer_pending
+from migrator.transfer.values import Direction
 
 
 def places(report):

@@ -17,8 +17,11 @@ import pytest
 from flipper import FeatureFlagClient, PostgreSQLFeatureFlagStore
 
 from adapters.pg_backend import schema
-from migrator import history, known_jobs, router
-from migrator.flags import LEGACY, NAME_LIMIT, ROLLOUT_FLAG, CachedFlags, FlagStore, job_flag_name
+from migrator.routing import decide as router, history, known_jobs
+from migrator.routing.cache import CachedFlags
+from migrator.routing.flag_store import FlagStore
+from migrator.routing.flipper_items import NAME_LIMIT, ROLLOUT_FLAG, job_flag_name
+from migrator.routing.snapshot import LEGACY
 from migrator.localservers import LocalPostgres, free_port
 from tests.conftest import ROOT, subprocess_env, wait_for
 
@@ -142,7 +145,8 @@ def test_record_seen_makes_a_job_known(pg_url: str) -> None:
 
 WATCHER = """
 import sys, time
-from migrator.flags import CachedFlags, FlagStore
+from migrator.routing.cache import CachedFlags
+from migrator.routing.flag_store import FlagStore
 cached = CachedFlags(FlagStore(sys.argv[1]), refresh_seconds=float(sys.argv[2])).start()
 print("ready", cached.snapshot().version, flush=True)
 seen = cached.snapshot().version

@@ -15,7 +15,8 @@ from adapters.base import BackendName, BackendUnavailable, JobRefused
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
 from migrator import Queue, Router, job
-from migrator.flags import CachedFlags, FlagStore
+from migrator.routing.cache import CachedFlags
+from migrator.routing.flag_store import FlagStore
 from tests import jobs
 from tests.conftest import (ROOT, stop_processes, ledger_counts, ledger_sides, run_cli, spawn_cli, spawn_rq_worker, subprocess_env,
                             wait_for)

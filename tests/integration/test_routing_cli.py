@@ -12,7 +12,7 @@ import rq
 
 from adapters.base import JobSpec
 from adapters.pg_backend.backend import PostgresBackend
-from migrator import history, known_jobs
+from migrator.routing import history, known_jobs
 from migrator.localservers import free_port
 from tests.conftest import run_cli
 

@@ -18,8 +18,8 @@ from adapters.pg_backend import sql as named
 from adapters.pg_backend import transfer as pg_side
 from adapters.pg_backend.worker import Worker, WorkerOptions
 from adapters.rq_backend import transfer as rq_side
-from migrator import transfer
-from migrator.transfer import Direction
+from migrator.transfer import run as transfer
+from migrator.transfer.values import Direction
 from tests.conftest import ledger_counts, run_cli, spawn_cli, spawn_rq_worker, wait_for
 
 TO_PG, TO_RQ = Direction.TO_POSTGRES, Direction.TO_RQ

@@ -4,11 +4,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from adapters.base import BackendName
-from migrator import drain
-from migrator.drain_values import DrainReport, Place, Remaining, SideReport, Stray
-from migrator.history import Entry
-from migrator.snapshot import LEGACY, RoutingSnapshot
-from migrator.strays import RoutingTimeline, find_strays
+from migrator.drain import wait as drain
+from migrator.drain.values import DrainReport, Place, Remaining, SideReport, Stray
+from migrator.routing.history import Entry
+from migrator.routing.snapshot import LEGACY, RoutingSnapshot
+from migrator.drain.strays import RoutingTimeline, find_strays
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 JOB = "app.jobs.send_email"

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 from adapters.base import BackendName
-from migrator import router
-from migrator.router import decide
-from migrator.snapshot import RoutingSnapshot
+from migrator.routing import decide as router
+from migrator.routing.decide import decide
+from migrator.routing.snapshot import RoutingSnapshot
 
 NAMES = [f"app.jobs.module_{i % 37}.job_{i}" for i in range(1000)]
 
@@ -74,7 +74,7 @@ def test_raising_the_percentage_never_sends_a_job_back() -> None:
 
 def test_bucket_is_the_same_in_another_process() -> None:
     # hash() is salted per process; the bucket must not be, or processes would disagree on routing
-    code = "from migrator import router; print(','.join(str(router.bucket(f'app.jobs.j{i}')) for i in range(50)))"
+    code = "from migrator.routing import decide as router; print(','.join(str(router.bucket(f'app.jobs.j{i}')) for i in range(50)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2]).stdout.strip()
     assert out == ",".join(str(router.bucket(f"app.jobs.j{i}")) for i in range(50))

@@ -1,65 +1,18 @@
-"""Where one job goes: decide(job_name, snapshot) -> Route, a pure function of the routing snapshot."""
+"""The Router: hands each job to the backend its routing names at enqueue time (wiring builds it from settings)."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import Any
+from dataclasses import replace
 
 from adapters.base import BackendName, BackendUnavailable, Enqueued, JobBackend, JobInfo, JobSpec
-from migrator import config, wiring
-from migrator.config import Settings
-from migrator.flags import CachedFlags
-from migrator.snapshot import RoutingSnapshot
+from migrator.routing.cache import CachedFlags
+from migrator.routing.decide import Route, decide
 
 log = logging.getLogger("migrator.router")
 REMEMBERED_IDS = 10_000  # recent job ids whose backend a dependent job can follow without a lookup
 FALLBACKS: Counter[BackendName] = Counter()  # jobs sent to the other backend because theirs was unreachable
-
-BUCKETS = 10_000  # percentages in steps of 0.01
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    backend: BackendName
-    reason: str
-
-
-# Routes are shared constants so that a decision allocates nothing.
-PINNED = Route(BackendName.RQ, "pinned")
-FLIPPED = Route(BackendName.POSTGRES, "flipped")
-ROLLOUT_ALL = Route(BackendName.POSTGRES, "rollout all")
-IN_PERCENT = Route(BackendName.POSTGRES, "in rollout percentage")
-OUT_OF_PERCENT = Route(BackendName.RQ, "outside rollout percentage")
-DEFAULT = Route(BackendName.RQ, "default")
-
-
-@lru_cache(maxsize=8192)
-def bucket(job_name: str) -> int:
-    """A stable bucket in [0, 10000) for a job name, the same in every process and Python version.
-
-    Not flipper's ConsistentHashPercentageBucketer: it scores over 100 buckets with `score <= pct`, so bucket 0
-    is always in (10% enables about 11%, 99% enables all). Here a job is in iff bucket < percent * 100, which is
-    exact, monotonic in the percentage, and uniform because sha256 is.
-    """
-    digest = hashlib.sha256(job_name.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % BUCKETS
-
-
-def decide(job_name: str, snapshot: RoutingSnapshot) -> Route:
-    """Per-job pin or flip first, then rollout all, then the percentage, else legacy."""
-    if job_name in snapshot.pinned:
-        return PINNED
-    if job_name in snapshot.flipped:
-        return FLIPPED
-    if snapshot.rollout_all:
-        return ROLLOUT_ALL
-    if snapshot.percent <= 0:
-        return DEFAULT
-    return IN_PERCENT if bucket(job_name) < snapshot.threshold else OUT_OF_PERCENT
 
 
 class Router:
@@ -71,16 +24,6 @@ class Router:
         self.fallback = fallback  # opt-in: an unreachable chosen backend sends the job to the other one
         self._placed: OrderedDict[str, BackendName] = OrderedDict()  # recent job ids -> backend, for depends_on
         self._placed_lock = threading.Lock()
-
-    @classmethod
-    def from_env(cls, redis: Any = None, fallback: bool | None = None, settings: Settings | None = None) -> "Router":
-        """A router from REDIS_URL, DATABASE_URL and migrator.toml (`fallback = true` there opts in)."""
-        settings = settings or config.load()
-        legacy = wiring.rq_backend(settings, connection=redis)
-        new = wiring.postgres_backend(settings)
-        flags = CachedFlags.from_settings(settings).start()
-        chosen = bool(settings.extra.get("fallback", False)) if fallback is None else fallback
-        return cls(legacy, new, flags, chosen)
 
     def decide(self, job_name: str) -> Route:
         return decide(job_name, self.flags.snapshot())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adapters.base import BackendName, JobState
 from adapters.pg_backend.backend import PostgresBackend
-from migrator.drain_values import Place, Remaining, WorkerView
+from migrator.drain.values import Place, Remaining, WorkerView
 
 PG = BackendName.POSTGRES
 PLACES = {JobState.QUEUED: Place.QUEUED, JobState.SCHEDULED: Place.SCHEDULED, JobState.RETRYING: Place.RETRYING,

@@ -1,8 +1,7 @@
-"""Drain check: prove a backend, or one job name in it, empty — the verdict from sizes, the per-job breakdown from
-reads when affordable — and wait until it is drained and stays so for a quiet period."""
+"""Drain check: prove a backend, or one job name in it, empty: the verdict from sizes, the per-job breakdown from
+reads when affordable, and the warnings that say why it may never drain by itself."""
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,12 +13,11 @@ from adapters.pg_backend import transfer as pg_transfer
 from adapters.rq_backend import RQBackend
 from adapters.rq_backend import transfer as rq_transfer
 from adapters.rq_backend.connection import reachable
-from migrator import drain_pg, drain_rq
-from migrator.drain_values import (NEEDS_WORKER, DrainReport, DrainWarning, Place, Remaining, SideReport,
+from migrator.drain import pg_side as drain_pg, rq_side as drain_rq
+from migrator.drain.values import (NEEDS_WORKER, DrainReport, DrainWarning, Place, Remaining, SideReport,
                                    WorkerView)
-from migrator.strays import RoutedSince, find_strays
+from migrator.drain.strays import RoutedSince, find_strays
 
-__all__ = ["check_drain", "wait_until_drained", "DrainReport", "WaitOutcome", "BREAKDOWN_LIMIT"]
 
 # Pending RQ jobs up to which the report is broken down per job name: reading 100,000 jobs takes a few
 # seconds; above this the verdict comes from sizes alone and stays under a second at any depth.
@@ -130,36 +128,3 @@ def _no_scheduler(gaps: Sequence[str], scheduled: Counter[str]) -> list[DrainWar
 
 def _places(counts: Counter[Place]) -> str:
     return ", ".join(f"{p} {n}" for p, n in sorted(counts.items()))
-
-
-@dataclass(frozen=True, slots=True)
-class WaitOutcome:
-    report: DrainReport
-    ok: bool  # drained (and no stray enqueues) without a break for the whole quiet period
-    waited: float
-    quiet_for: float
-
-
-Progress = Callable[[DrainReport, float, float], None]  # (last report, seconds waited, seconds quiet)
-
-
-def wait_until_drained(check: Callable[[], DrainReport], timeout: float, quiet_period: float, *,
-                       poll: float = 0.5, on_poll: Progress | None = None,
-                       clock: Callable[[], float] = time.monotonic,
-                       sleep: Callable[[float], None] = time.sleep) -> WaitOutcome:
-    """Poll until a check passes and keeps passing for `quiet_period` seconds (a job arriving in between
-    restarts the quiet period), or until `timeout`."""
-    start = clock()
-    quiet_since: float | None = None
-    while True:
-        report = check()
-        t = clock()
-        quiet_since = (quiet_since if quiet_since is not None else t) if report.ok else None
-        quiet = t - quiet_since if quiet_since is not None else 0.0
-        if on_poll is not None:
-            on_poll(report, t - start, quiet)
-        if report.ok and quiet >= quiet_period:
-            return WaitOutcome(report, True, t - start, quiet)
-        if t - start >= timeout:
-            return WaitOutcome(report, False, t - start, quiet)
-        sleep(max(0.0, min(poll, timeout - (t - start), quiet_period - quiet if report.ok else poll)))

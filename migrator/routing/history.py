@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from migrator import routing_db
-from migrator.snapshot import RoutingSnapshot
+from migrator.routing import tables
+from migrator.routing.snapshot import RoutingSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ def restore_commands(snapshot: RoutingSnapshot) -> list[str]:
 def record(conn: psycopg.Connection[Any], schema: str, *, actor: str, action: str, job: str | None,
            detail: dict[str, Any], before: RoutingSnapshot, after: RoutingSnapshot) -> Entry:
     """Write one entry on `conn`, inside the caller's transaction, so no change goes unrecorded."""
-    rows = routing_db.fetch_all(conn, schema, "insert_history", {
+    rows = tables.fetch_all(conn, schema, "insert_history", {
         "actor": actor, "action": action, "job": job, "detail": Jsonb(detail),
         "before": Jsonb(before.to_json()), "after": Jsonb(after.to_json())})
     entry_id, at = rows[0]
@@ -72,8 +72,8 @@ def record(conn: psycopg.Connection[Any], schema: str, *, actor: str, action: st
 
 def entries(url: str, schema: str = "public", limit: int = 50) -> list[Entry]:
     """The newest `limit` entries, newest first."""
-    with routing_db.connection(url) as conn:
-        rows = routing_db.fetch_all(conn, schema, "list_history", {"limit": limit})
+    with tables.connection(url) as conn:
+        rows = tables.fetch_all(conn, schema, "list_history", {"limit": limit})
     return [Entry(int(i), at, actor, action, job, detail or {}, RoutingSnapshot.from_json(before),
                   RoutingSnapshot.from_json(after))
             for i, at, actor, action, job, detail, before, after in rows]

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from migrator import routing_db
+from migrator.routing import tables
 from migrator.errors import BadInput
 
 
@@ -32,11 +32,11 @@ def record_seen(conn: psycopg.Connection[Any], schema: str, names: Iterable[str]
     """Upsert job names in one statement (the router batches them, see flags.CachedFlags.record_seen)."""
     batch = sorted(set(names))
     if batch:
-        routing_db.fetch_all(conn, schema, "record_seen", {"names": batch})
+        tables.fetch_all(conn, schema, "record_seen", {"names": batch})
 
 
 def seen_jobs(conn: psycopg.Connection[Any], schema: str) -> list[str]:
-    return [name for (name,) in routing_db.fetch_all(conn, schema, "seen_jobs")]
+    return [name for (name,) in tables.fetch_all(conn, schema, "seen_jobs")]
 
 
 def known_jobs(conn: psycopg.Connection[Any], schema: str, modules: Iterable[str]) -> list[str]:

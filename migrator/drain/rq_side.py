@@ -14,8 +14,8 @@ from rq.defaults import DEFAULT_JOB_MONITORING_INTERVAL
 from adapters.base import BackendName, JobState
 from adapters.rq_backend import RQBackend, RQWorker
 from adapters.rq_backend import decode, inventory, workers
-from migrator.drain_values import ANY_JOB, Place, Remaining, WorkerView
-from migrator.strays import RoutedSince
+from migrator.drain.values import ANY_JOB, Place, Remaining, WorkerView
+from migrator.drain.strays import RoutedSince
 
 try:  # rq-scheduler keeps its own schedule; its key is only trusted from the package itself
     from rq_scheduler import Scheduler as _RQScheduler  # type: ignore[import-not-found,unused-ignore]

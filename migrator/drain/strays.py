@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from adapters.base import BackendName
-from migrator import history, router
+from migrator.routing import decide as router, history
 from migrator.config import Settings
-from migrator.drain_values import Stray
-from migrator.flags import FlagStore
-from migrator.snapshot import RoutingSnapshot
+from migrator.drain.values import Stray
+from migrator.routing.flag_store import FlagStore
+from migrator.routing.snapshot import RoutingSnapshot
 
 HISTORY_LIMIT = 100_000  # routing edits read to date the flips; a project makes a few hundred at most
 # Slack on top of the flag cache period: one store read and clock skew between hosts.

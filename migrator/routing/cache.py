@@ -1,0 +1,175 @@
+"""CachedFlags: this process's routing snapshot, refreshed by a daemon thread, so that a routing decision is an
+attribute read; it also batches the job names the router has seen. Survives forks (RQ work horses, preforking
+web servers) by restarting its thread in the child."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+
+from adapters.pg_backend import db
+from migrator.config import Settings
+from migrator.routing import known_jobs, tables
+from migrator.routing.flag_store import FlagStore
+from migrator.routing.snapshot import LEGACY, RoutingSnapshot
+
+log = logging.getLogger("migrator.flags")
+
+
+class CachedFlags:
+    """This process's routing snapshot. snapshot() is an attribute read; a daemon thread re-reads the store
+    every `refresh_seconds`, so a change reaches this process within one period plus one read. When the store
+    cannot be read the last known snapshot stays; when none was ever read, every job routes legacy."""
+
+    def __init__(self, store: FlagStore, refresh_seconds: float = 1.0) -> None:
+        self.store = store
+        self.refresh_seconds = max(0.05, refresh_seconds)  # 0 would spin the refresher
+        self._snapshot = LEGACY
+        self.known = False  # True once a snapshot was read from the store
+        self.read_at: float | None = None  # time.monotonic() of the last good read
+        self._failing = False
+        self._conn: psycopg.Connection[Any] | None = None
+        self._seen: set[str] = set()
+        self._unsaved: set[str] = set()
+        self._lock = threading.Lock()  # guards the seen-name buffers
+        self._reading = threading.Lock()  # one read at a time on the one connection
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._forked = False
+        self._inherited: list[Any] = []
+        _FORK_WATCH.add(self)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "CachedFlags":
+        return cls(FlagStore.from_settings(settings), settings.flag_cache_seconds)
+
+    def start(self) -> "CachedFlags":
+        """Read once now (so the first decisions use real flags when the store answers), then in the background."""
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="migrator-flags", daemon=True)
+        self._thread.start()
+        return self
+
+    def snapshot(self) -> RoutingSnapshot:
+        if self._forked:  # a forked child (RQ work horse, preforking web server) has no refresher thread
+            self._restart_after_fork()
+        return self._snapshot
+
+    def record_seen(self, names: Iterable[str]) -> None:
+        """Note job names the router routed; new ones are upserted by the refresher, off the hot path."""
+        for name in names:
+            if name not in self._seen:
+                with self._lock:
+                    self._seen.add(name)
+                    self._unsaved.add(name)
+
+    def refresh(self) -> bool:
+        """One read of the store (and a flush of newly seen names); False when the store could not be read."""
+        with self._reading:
+            return self._refresh()
+
+    def _refresh(self) -> bool:
+        try:
+            conn = self._connection()
+            with tables.translated(self.store.url):
+                snapshot = self.store.read(conn)
+                self._flush_seen(conn)
+        except Exception as exc:  # any failure keeps the last known routing; the thread must not die
+            self._drop_connection()
+            self._report_failure(exc)
+            return False
+        self._snapshot, self.known, self.read_at = snapshot, True, time.monotonic()
+        if self._failing:
+            log.info("flag store %s reachable again; routing version %d", db.masked(self.store.url),
+                     snapshot.version)
+            self._failing = False
+        return True
+
+    def close(self) -> None:
+        """Stop refreshing; job names seen since the last refresh are saved first (a short-lived process, a
+        script that enqueues and exits, would otherwise never make its jobs known)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+        if self._unsaved:
+            try:
+                with self._reading, tables.translated(self.store.url):
+                    self._flush_seen(self._connection())
+            except Exception as exc:  # best effort: the names are seen again next time
+                log.warning("could not save %d seen job names: %s", len(self._unsaved), exc)
+        self._drop_connection()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.refresh_seconds):
+            self.refresh()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = db.connect(self.store.url, application_name="migrator-flags",
+                                    timeout=max(1.0, self.refresh_seconds))
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+    def _flush_seen(self, conn: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            batch, self._unsaved = self._unsaved, set()
+        try:
+            known_jobs.record_seen(conn, self.store.schema, batch)
+        except Exception:
+            with self._lock:
+                self._unsaved |= batch  # retried at the next refresh
+            raise
+
+    def _report_failure(self, exc: BaseException) -> None:
+        if self._failing:
+            return  # logged once per outage, not once per refresh
+        self._failing = True
+        where = db.masked(self.store.url)
+        if self.known:
+            age = time.monotonic() - (self.read_at or time.monotonic())
+            log.warning("flag store %s unreadable (%s); keeping the last known routing, version %d read %.1fs ago",
+                        where, exc, self._snapshot.version, age)
+        else:
+            log.error("flag store %s unreadable (%s) and never read: every job routes to the legacy backend "
+                      "until it answers", where, exc)
+
+    def _restart_after_fork(self) -> None:
+        with self._lock:
+            if not self._forked:
+                return
+            self._forked = False
+            # The parent's connection shares its socket with us: never close it here (that would end the
+            # parent's session), just keep it referenced so garbage collection does not close it either.
+            self._inherited.append(self._conn)
+            self._conn, self._stop = None, threading.Event()
+            self._thread = threading.Thread(target=self._run, name="migrator-flags", daemon=True)
+        self._thread.start()
+
+    def _mark_forked(self) -> None:
+        self._forked = self._thread is not None and not self._stop.is_set()
+        # Locks held by another thread at fork time would never be released in the child.
+        self._lock, self._reading = threading.Lock(), threading.Lock()
+
+
+_FORK_WATCH: "weakref.WeakSet[CachedFlags]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for cached in list(_FORK_WATCH):
+        cached._mark_forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,36 @@
+"""Transfer: move not-yet-started jobs from one backend to the other, exactly once, even when killed midway.
+
+RQ -> Postgres, per chunk of ids (crash points in docs/transfer.md):
+  1. claim (one Lua script): the ids leave RQ's queue list / scheduled / deferred registry and enter our
+     holding hash atomically. A worker that popped a job first keeps it; one we claimed no worker can pop.
+  2. land (one Postgres transaction): a marker per id in migrator_transfers, and the jobs under their own ids.
+     An id whose marker exists was landed by a killed run: it is not inserted again, even if it already ran.
+  3. finish (one MULTI): delete the RQ job hashes and the holding entries.  4. forget the markers.
+  A re-run first settles whatever the holding hash still holds (steps 2-4), then sweeps stale markers.
+Postgres -> RQ is the mirror: take (rows move into migrator_transfers in one statement: no worker can claim
+them), land (one MULTI: RQ enqueue plus a marker in a Redis set, skipped for marked ids), forget both.
+"""
+from __future__ import annotations
+
+from adapters.pg_backend import transfer as pg_side
+from adapters.pg_backend.backend import PostgresBackend
+from adapters.rq_backend import RQBackend
+from migrator.transfer import to_postgres, to_rq
+from migrator.transfer.values import Direction, Progress, Tally, TransferReport
+
+
+def transfer_pending(legacy: RQBackend, new: PostgresBackend, direction: Direction, func: str | None = None,
+                     dry_run: bool = False, progress: Progress | None = None) -> TransferReport:
+    """Move every not-started job (of job name `func`, or all) in `direction`; finish an interrupted run first."""
+    tally = Tally()
+    step = to_postgres.move if direction is Direction.TO_POSTGRES else to_rq.move
+    if dry_run:  # reads only: no lock, nothing held, nothing moved
+        step(legacy, new, tally, func, True, progress or _quiet)
+    else:
+        with pg_side.transfer_lock(new):
+            step(legacy, new, tally, func, False, progress or _quiet)
+    return tally.report(direction, dry_run)
+
+
+def _quiet(done: int, total: int) -> None:
+    return None

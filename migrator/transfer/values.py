@@ -1,0 +1,98 @@
+"""What a transfer reports (moved, refused with reasons, recovered, missed, waiting) and the tally it keeps while
+it runs; the helpers both directions share."""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from adapters.base import BackendName, JobState, PendingJob
+
+CHUNK = 1000  # ids per claim: one Lua call (Redis blocks a few ms) and one insert transaction per chunk
+Progress = Callable[[int, int], None]  # (jobs looked at, jobs to look at)
+
+
+class Direction(StrEnum):
+    TO_POSTGRES = "rq->postgres"
+    TO_RQ = "postgres->rq"
+
+    @classmethod
+    def between(cls, source: BackendName, target: BackendName) -> "Direction":
+        return cls.TO_POSTGRES if (source, target) == (BackendName.RQ, BackendName.POSTGRES) else cls.TO_RQ
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A job that stays where it is, and why."""
+
+    job_id: str
+    func: str
+    state: JobState
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    func: str
+    state: JobState
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferReport:
+    direction: Direction
+    dry_run: bool
+    moved: tuple[Moved, ...]  # would move, on a dry run
+    refused: tuple[Refusal, ...]
+    recovered: int  # jobs an interrupted run had taken, moved now (on a dry run: still held)
+    missed: int  # taken by a worker (or changed) between listing and claiming: they ran where they were
+    waiting: int  # scheduled jobs due too soon to claim safely: RQ's scheduler enqueues them, re-run then
+
+    @property
+    def total_moved(self) -> int:
+        return sum(m.count for m in self.moved)
+
+
+@dataclass
+class Tally:
+    """What one run did so far (mutable while running; frozen into a TransferReport at the end)."""
+
+    moved: Counter[tuple[str, JobState]] = field(default_factory=Counter)
+    refused: list[Refusal] = field(default_factory=list)
+    recovered: int = 0
+    missed: int = 0
+    waiting: int = 0
+
+    def refuse(self, job: PendingJob, reason: str) -> None:
+        self.refused.append(Refusal(job.spec.job_id or "", job.spec.func, job.state, reason))
+
+    def sort(self, job: PendingJob, reason: str | None, dry_run: bool, movable: list[str]) -> None:
+        """Refused, counted (dry run) or added to the ids to move."""
+        if reason:
+            self.refuse(job, reason)
+        elif dry_run:
+            self.moved[(job.spec.func, job.state)] += 1
+        else:
+            movable.append(job.spec.job_id or "")
+
+    def report(self, direction: Direction, dry_run: bool) -> TransferReport:
+        moved = tuple(Moved(f, s, n) for (f, s), n in sorted(self.moved.items()))
+        return TransferReport(direction, dry_run, moved, tuple(self.refused), self.recovered, self.missed,
+                              self.waiting)
+
+
+def chunks(items: Sequence[object], size: int = CHUNK) -> Iterable[Sequence[object]]:
+    return (items[i:i + size] for i in range(0, len(items), size))
+
+
+def recover(tally: Tally, dry_run: bool, held: Sequence[Any], settle: Callable[[Any], int],
+             sweep: Callable[[], None]) -> None:
+    """Settle what an interrupted run left in transit, then drop markers nothing refers to any more (in this
+    order: settling needs the markers)."""
+    if dry_run:
+        tally.recovered = len(held)
+        return
+    tally.recovered = settle(held)
+    sweep()
