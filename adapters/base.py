@@ -67,7 +67,7 @@ class RetryPolicy:
 class JobSpec:
     """One job to enqueue, in the design's words: `func` is the job name (dotted path)."""
 
-    func: str
+    job_name: str
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     queue: str = "default"
@@ -92,13 +92,13 @@ class Enqueued:
     backend: BackendName
     job_id: str
     queue: str
-    func: str
+    job_name: str
 
 
 @dataclass(frozen=True, slots=True)
 class StateCount:
     queue: str
-    func: str
+    job_name: str
     state: JobState
     count: int
 
@@ -117,7 +117,7 @@ class PendingJob:
 class JobInfo:
     backend: BackendName
     job_id: str
-    func: str
+    job_name: str
     queue: str
     state: JobState
     attempts: int = 0

@@ -82,7 +82,7 @@ def build_spec(func: Callable[..., Any] | str, args: tuple[Any, ...] | list[Any]
                run_at: datetime | None = None, **options: Any) -> JobSpec:
     """A JobSpec from RQ-style enqueue arguments; JobRefused names any option it cannot carry."""
     if not options:  # the common enqueue: no options to parse
-        return JobSpec(func=job_name(func), args=tuple(args or ()), kwargs=dict(kwargs or {}), queue=queue,
+        return JobSpec(job_name=job_name(func), args=tuple(args or ()), kwargs=dict(kwargs or {}), queue=queue,
                        run_at=run_at)
     unknown = set(options) - OPTIONS
     given_unsupported = sorted(k for k in unknown & UNSUPPORTED if options[k] is not None)
@@ -93,7 +93,7 @@ def build_spec(func: Callable[..., Any] | str, args: tuple[Any, ...] | list[Any]
         raise JobRefused(f"unknown enqueue option {sorted(unknown - UNSUPPORTED)[0]!r}")
     timeout = options.get("job_timeout", options.get("timeout"))
     return JobSpec(
-        func=job_name(func), args=tuple(args or ()), kwargs=dict(kwargs or {}), queue=queue,
+        job_name=job_name(func), args=tuple(args or ()), kwargs=dict(kwargs or {}), queue=queue,
         job_id=options.get("job_id"), timeout=parse_timeout(timeout),
         result_ttl=parse_timeout(options.get("result_ttl"), "result_ttl"),
         ttl=parse_timeout(options.get("ttl"), "ttl"),

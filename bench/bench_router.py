@@ -225,7 +225,7 @@ def layers(s: Sides) -> list[tuple[str, float]]:
         ("connection.reachable() context manager", ctx),
         ("router._remember(placed)", lambda: s.router._remember(placed)),
         ("Enqueued(...) + JobHandle(...)",
-         lambda: JobHandle(type(placed)(placed.backend, placed.job_id, placed.queue, placed.func), s.router)),
+         lambda: JobHandle(type(placed)(placed.backend, placed.job_id, placed.queue, placed.job_name), s.router)),
     ]
     number = 20_000
     return [(label, statistics.median(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6)

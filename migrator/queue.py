@@ -56,7 +56,7 @@ class JobHandle:
     id = property(lambda self: self.placed.job_id)
     backend = property(lambda self: self.placed.backend)
     origin = property(lambda self: self.placed.queue)
-    func_name = property(lambda self: self.placed.func)
+    func_name = property(lambda self: self.placed.job_name)
 
     def fetch(self) -> JobInfo | None:
         return self._router.fetch_job(self.placed.backend, self.placed.job_id)
@@ -92,7 +92,7 @@ class JobHandle:
         return self.get_status() == JobState.FAILED.value
 
     def __repr__(self) -> str:
-        return f"JobHandle({self.placed.func} {self.placed.job_id} on {self.placed.backend.value})"
+        return f"JobHandle({self.placed.job_name} {self.placed.job_id} on {self.placed.backend.value})"
 
 
 def _split_options(kwargs: dict[str, Any]) -> tuple[tuple[Any, ...] | None, dict[str, Any], dict[str, Any]]:

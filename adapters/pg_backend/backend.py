@@ -54,10 +54,10 @@ def row_params(spec: JobSpec) -> dict[str, Any]:
     for option in UNSUPPORTED:
         if getattr(spec, option):
             raise JobRefused(f"{option} callbacks are not supported by the postgres backend yet; "
-                             f"pin {spec.func} to rq (migrator flip {spec.func} --back) or drop the option")
+                             f"pin {spec.job_name} to rq (migrator flip {spec.job_name} --back) or drop the option")
     args, kwargs = payload.encode_call(spec.args, dict(spec.kwargs))
     return {
-        "id": spec.job_id or new_job_id(), "queue": spec.queue, "func": spec.func, "args": args, "kwargs": kwargs,
+        "id": spec.job_id or new_job_id(), "queue": spec.queue, "func": spec.job_name, "args": args, "kwargs": kwargs,
         "meta": payload.encode_json(dict(spec.meta), "meta") if spec.meta else "{}", "description": spec.description,
         "priority": spec.priority, "run_at": _run_at(spec),
         "timeout_s": DEFAULT_TIMEOUT if spec.timeout is None else int(spec.timeout),
@@ -105,7 +105,7 @@ class PostgresBackend:
                     self.db.execute("insert_job", params, conn=c)
             else:
                 self.db.execute("insert_job", params, conn=c)
-        return Enqueued(self.name, params["id"], spec.queue, spec.func)
+        return Enqueued(self.name, params["id"], spec.queue, spec.job_name)
 
     def enqueue_many(self, specs: Iterable[JobSpec | Any], conn: psycopg.Connection[Any] | None = None,
                      queue: str = "default") -> list[Enqueued]:
@@ -126,19 +126,19 @@ class PostgresBackend:
                         ids.append(row[0])
                         copy.write_row(row)
                 c.execute(self.db.q["insert_bulk"], prepare=True)
-        return [Enqueued(self.name, job_id, s.queue, s.func) for job_id, s in zip(ids, specs)]
+        return [Enqueued(self.name, job_id, s.queue, s.job_name) for job_id, s in zip(ids, specs)]
 
     # -- inspection ------------------------------------------------------------------------------------------
-    def counts(self, queue: str | None = None, func: str | None = None) -> list[StateCount]:
-        rows = self.db.fetch_all("count_states", {"queue": queue, "func": func})
+    def counts(self, queue: str | None = None, job_name: str | None = None) -> list[StateCount]:
+        rows = self.db.fetch_all("count_states", {"queue": queue, "func": job_name})
         return [StateCount(q, f, JobState(s), int(n)) for q, f, s, n in rows]
 
-    def iter_pending(self, queue: str | None = None, func: str | None = None) -> Iterator[PendingJob]:
+    def iter_pending(self, queue: str | None = None, job_name: str | None = None) -> Iterator[PendingJob]:
         """Every job not yet done, decoded without running it; a server-side cursor keeps memory flat."""
         with self.db.connection() as conn, conn.transaction():
             with conn.cursor(name="migrator_pending") as cur:
                 cur.itersize = 2000
-                cur.execute(self.db.q["pending_jobs"], {"queue": queue, "func": func})
+                cur.execute(self.db.q["pending_jobs"], {"queue": queue, "func": job_name})
                 for row in cur:
                     yield _pending(row)
 
@@ -146,15 +146,15 @@ class PostgresBackend:
         row = self.db.fetch_one("fetch_job", {"id": job_id})
         if row is None:
             return None
-        (jid, queue, func, state, attempts, result, etype, emsg, tb, enq, started, finished, run_at, worker) = row
-        return JobInfo(self.name, jid, func, queue, _state(state, run_at, attempts), attempts,
+        (jid, queue, job_name, state, attempts, result, etype, emsg, tb, enq, started, finished, run_at, worker) = row
+        return JobInfo(self.name, jid, job_name, queue, _state(state, run_at, attempts), attempts,
                        payload.decode_value(result), etype, emsg, tb, enq, started, finished, worker)
 
-    def retry_failed(self, ids: list[str] | None = None, func: str | None = None) -> int:
-        return len(self.db.fetch_all("retry_failed", {"ids": ids, "func": func}))
+    def retry_failed(self, ids: list[str] | None = None, job_name: str | None = None) -> int:
+        return len(self.db.fetch_all("retry_failed", {"ids": ids, "func": job_name}))
 
-    def delete_failed(self, ids: list[str] | None = None, func: str | None = None) -> int:
-        return len(self.db.fetch_all("delete_failed", {"ids": ids, "func": func}))
+    def delete_failed(self, ids: list[str] | None = None, job_name: str | None = None) -> int:
+        return len(self.db.fetch_all("delete_failed", {"ids": ids, "func": job_name}))
 
     def purge_finished(self, older_than_seconds: float) -> int:
         """Delete finished jobs older than the retention (expired results go by themselves)."""
@@ -164,9 +164,9 @@ class PostgresBackend:
         """Remove one not-started job (for transfer); False if it started, finished or is gone."""
         return bool(self.db.fetch_all("take_pending", {"id": job_id}, conn=conn))
 
-    def running_by_liveness(self, func: str | None = None) -> list[tuple[str, str, bool, int]]:
+    def running_by_liveness(self, job_name: str | None = None) -> list[tuple[str, str, bool, int]]:
         """(queue, job name, whether its worker is alive, count) of running jobs."""
-        rows = self.db.fetch_all("count_running", {"namespace": LOCK_NAMESPACE, "func": func})
+        rows = self.db.fetch_all("count_running", {"namespace": LOCK_NAMESPACE, "func": job_name})
         return [(q, f, bool(alive), int(n)) for q, f, alive, n in rows]
 
     def list_workers(self) -> list[dict[str, Any]]:
@@ -185,7 +185,7 @@ def _state(state: str, run_at: datetime | None, attempts: int) -> JobState:
 
 
 def _pending(row: tuple[Any, ...]) -> PendingJob:
-    (jid, queue, func, args, kwargs, meta, description, priority, state, run_at, enqueued_at, timeout_s,
+    (jid, queue, job_name, args, kwargs, meta, description, priority, state, run_at, enqueued_at, timeout_s,
      result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts) = row
     error = None
     try:
@@ -193,7 +193,7 @@ def _pending(row: tuple[Any, ...]) -> PendingJob:
     except (ValueError, TypeError) as exc:
         error, args, kwargs, meta = f"payload cannot be decoded: {exc}", [], {}, {}
     retry = RetryPolicy(retry_max, tuple(retry_intervals)) if retry_max else None
-    spec = JobSpec(func=func, args=tuple(args), kwargs=kwargs, queue=queue, job_id=jid, timeout=timeout_s,
+    spec = JobSpec(job_name=job_name, args=tuple(args), kwargs=kwargs, queue=queue, job_id=jid, timeout=timeout_s,
                    result_ttl=result_ttl, ttl=ttl, failure_ttl=failure_ttl, retry=retry, meta=meta,
                    description=description, run_at=None if run_at == EPOCH or run_at <= enqueued_at else run_at,
                    priority=priority,

@@ -30,7 +30,7 @@ class FunctionNotFound(Exception):
 class Claimed:
     id: str
     queue: str
-    func: str
+    job_name: str
     args: Any
     kwargs: Any
     meta: Any
@@ -118,7 +118,7 @@ def perform(job: Claimed, missing_function_attempts: int) -> Outcome:
     if job.ttl is not None and job.ttl >= 0 and job.enqueued_at + timedelta(seconds=job.ttl) < datetime.now(timezone.utc):
         return Outcome(job.id, ok=False, expired=True)
     try:
-        fn = import_function(job.func)
+        fn = import_function(job.job_name)
         args = payload.decode_value(job.args)
         kwargs = payload.decode_value(job.kwargs)
         result = _call_with_timeout(fn, args, kwargs, job.timeout_s)

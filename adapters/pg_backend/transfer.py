@@ -118,7 +118,7 @@ def spec_from_row(row: dict[str, Any]) -> JobSpec:
     run_at = datetime.fromisoformat(row["run_at"])
     future = run_at > datetime.now(timezone.utc)
     retry = RetryPolicy(row["retry_max"], tuple(row["retry_intervals"] or ())) if row["retry_max"] else None
-    return JobSpec(func=row["func"], args=tuple(payload.decode_value(row["args"])),
+    return JobSpec(job_name=row["func"], args=tuple(payload.decode_value(row["args"])),
                    kwargs=payload.decode_value(row["kwargs"]), queue=row["queue"], job_id=row["id"],
                    timeout=row["timeout_s"], result_ttl=row["result_ttl"], ttl=row["ttl"],
                    failure_ttl=row["failure_ttl"], retry=retry, meta=payload.decode_value(row["meta"]),

@@ -52,13 +52,13 @@ class RQBackend:
     def enqueue(self, spec: JobSpec) -> Enqueued:
         with reachable(self.url):
             job = self._enqueue(spec)
-        return Enqueued(self.name, job.id, spec.queue, spec.func)
+        return Enqueued(self.name, job.id, spec.queue, spec.job_name)
 
     def _enqueue(self, spec: JobSpec, pipeline: Any = None) -> Job:
         q = self.queue(spec.queue)
         if spec.run_at is not None:
-            return q.enqueue_at(spec.run_at, spec.func, pipeline=pipeline, **opts.scheduled_options(spec))
-        return q.enqueue_call(spec.func, pipeline=pipeline, **opts.options(spec))
+            return q.enqueue_at(spec.run_at, spec.job_name, pipeline=pipeline, **opts.scheduled_options(spec))
+        return q.enqueue_call(spec.job_name, pipeline=pipeline, **opts.options(spec))
 
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
         """One pipeline for every job without dependencies (Queue.prepare_data + enqueue_many); a job with
@@ -72,7 +72,7 @@ class RQBackend:
             for i, spec in enumerate(specs):
                 if spec.depends_on:
                     ids[i] = self._enqueue(spec).id
-        return [Enqueued(self.name, ids[i], s.queue, s.func) for i, s in enumerate(specs)]
+        return [Enqueued(self.name, ids[i], s.queue, s.job_name) for i, s in enumerate(specs)]
 
     def _enqueue_batch(self, specs: list[JobSpec], pipe: Any, ids: dict[int, str]) -> None:
         by_queue: dict[str, list[tuple[int, Any]]] = defaultdict(list)
@@ -82,7 +82,7 @@ class RQBackend:
             if spec.run_at is not None:
                 ids[i] = self._enqueue(spec, pipeline=pipe).id
             else:
-                by_queue[spec.queue].append((i, self.queue_class.prepare_data(spec.func, **opts.options(spec))))
+                by_queue[spec.queue].append((i, self.queue_class.prepare_data(spec.job_name, **opts.options(spec))))
         for name, items in by_queue.items():
             jobs = self.queue(name).enqueue_many([data for _, data in items], pipeline=pipe)
             ids.update((i, job.id) for (i, _), job in zip(items, jobs))
@@ -99,14 +99,14 @@ class RQBackend:
         holders = [h for name in names for h in inventory.queue_holders(self.queue(name))]
         return holders + inventory.rate_limited_holders(self.connection)
 
-    def counts(self, queue: str | None = None, func: str | None = None, by_func: bool = False) -> list[StateCount]:
-        """Per queue and state; per job name too when `func` is given or `by_func` (which reads every job's
-        name); otherwise a count's func is inventory.ANY_FUNC and costs one LLEN/ZCARD per registry."""
+    def counts(self, queue: str | None = None, job_name: str | None = None, by_func: bool = False) -> list[StateCount]:
+        """Per queue and state; per job name too when `job_name` is given or `by_func` (which reads every job's
+        name); otherwise a count's job_name is inventory.ANY_FUNC and costs one LLEN/ZCARD per registry."""
         with reachable(self.url):
             holders = self._holders(queue)
-            if func is None and not by_func:
+            if job_name is None and not by_func:
                 return _only_queue(inventory.fast_counts(self.connection, holders, self.job_class), queue)
-            return inventory.scan_counts(self.connection, holders, self.job_class, self.serializer, func, queue)
+            return inventory.scan_counts(self.connection, holders, self.job_class, self.serializer, job_name, queue)
 
     def raw_counts(self, queue: str) -> dict[JobState, int]:
         """Sizes of one queue's list and registries, one round trip, nothing read per job (retries waiting
@@ -119,10 +119,10 @@ class RQBackend:
             totals[holder.state] += size
         return dict(totals)
 
-    def iter_pending(self, queue: str | None = None, func: str | None = None) -> Iterator[PendingJob]:
+    def iter_pending(self, queue: str | None = None, job_name: str | None = None) -> Iterator[PendingJob]:
         with reachable(self.url):
             holders = self._holders(queue)
-            yield from inventory.pending(self.connection, holders, self.job_class, self.serializer, func, queue)
+            yield from inventory.pending(self.connection, holders, self.job_class, self.serializer, job_name, queue)
 
     def fetch_job(self, job_id: str) -> JobInfo | None:
         with reachable(self.url):

@@ -146,13 +146,13 @@ def pending_job(job_id: str, queue: str, where: JobState, raw: Mapping[Any, Any]
                 run_at: datetime | None = None) -> PendingJob:
     """One job of a queue or registry as a PendingJob; a missing hash or bad payload is reported, not raised."""
     if not raw:
-        return PendingJob(JobSpec(func=UNKNOWN_FUNC, queue=queue, job_id=job_id), where, error=GONE)
+        return PendingJob(JobSpec(job_name=UNKNOWN_FUNC, queue=queue, job_id=job_id), where, error=GONE)
     f = {text(k): v for k, v in raw.items()}
     s = {k: text(v) for k, v in f.items() if k not in ("data", "meta")}
     func, args, kwargs, error = decode_call(f.get("data"), serializer)
     meta, meta_error = decode_meta(f.get("meta"), serializer)
     spec = JobSpec(
-        func=func, args=args, kwargs=kwargs, queue=s.get("origin") or queue, job_id=job_id,
+        job_name=func, args=args, kwargs=kwargs, queue=s.get("origin") or queue, job_id=job_id,
         timeout=_int(s.get("timeout")), result_ttl=_int(s.get("result_ttl")), ttl=_int(s.get("ttl")),
         failure_ttl=_int(s.get("failure_ttl")), retry=retry_policy(s.get("retries_left"), s.get("retry_intervals")),
         meta=meta, description=s.get("description") or None, run_at=run_at,

@@ -12,7 +12,7 @@ from adapters.base import JobRefused, JobSpec
 def refuse_unsupported(spec: JobSpec) -> None:
     """RQ has no job priority (apps use one queue per priority) and reads naive times as local: refuse both."""
     if spec.priority:
-        raise JobRefused(f"RQ has no job priority (got priority={spec.priority} for {spec.func}); "
+        raise JobRefused(f"RQ has no job priority (got priority={spec.priority} for {spec.job_name}); "
                          "enqueue on a higher-priority queue instead")
     if spec.run_at is not None and spec.run_at.tzinfo is None:
         raise JobRefused("run_at must be timezone-aware (use datetime.now(timezone.utc) or enqueue_in)")

@@ -110,15 +110,15 @@ def fast_counts(connection: Redis, holders: Sequence[Holder], job_class: type[rq
 
 
 def scan_counts(connection: Redis, holders: Sequence[Holder], job_class: type[rq.job.Job], serializer: Any,
-                func: str | None, queue: str | None = None) -> list[StateCount]:
+                job_name: str | None, queue: str | None = None) -> list[StateCount]:
     """Counts per queue, job name and state, reading the job name of every listed job."""
     tally: Counter[tuple[str, str, JobState]] = Counter()
     for holder in holders:
-        tally.update(_scan(connection, holder, job_class, serializer, func, per_func=True, queue=queue))
+        tally.update(_scan(connection, holder, job_class, serializer, job_name, per_func=True, queue=queue))
     return _as_counts(tally)
 
 
-def _scan(connection: Redis, holder: Holder, job_class: type[rq.job.Job], serializer: Any, func: str | None,
+def _scan(connection: Redis, holder: Holder, job_class: type[rq.job.Job], serializer: Any, job_name: str | None,
           per_func: bool, queue: str | None = None) -> Counter[tuple[str, str, JobState]]:
     tally: Counter[tuple[str, str, JobState]] = Counter()
     fields = SCAN_FIELDS if per_func else ("origin", "status", "started_at", "number_of_retries")
@@ -128,7 +128,7 @@ def _scan(connection: Redis, holder: Holder, job_class: type[rq.job.Job], serial
             s = {k: decode.text(v) for k, v in row.items() if k != "data"}
             name = decode.func_name(row.get("data"), serializer) if per_func else ANY_FUNC
             where = holder.queue or s.get("origin") or ""
-            if (func is None or name == func) and (queue is None or where == queue):
+            if (job_name is None or name == job_name) and (queue is None or where == queue):
                 state = decode.waiting_state(holder.state, s.get("status"), s.get("started_at"),
                                              s.get("number_of_retries"))
                 tally[(where, name, state)] += 1
@@ -140,7 +140,7 @@ def _as_counts(tally: Counter[tuple[str, str, JobState]]) -> list[StateCount]:
 
 
 def pending(connection: Redis, holders: Iterable[Holder], job_class: type[rq.job.Job], serializer: Any,
-            func: str | None, queue: str | None) -> Iterator[PendingJob]:
+            job_name: str | None, queue: str | None) -> Iterator[PendingJob]:
     """Every not-finished job of the holders, decoded (never run, never imported)."""
     for holder in holders:
         if holder.state not in PENDING_STATES:
@@ -150,7 +150,7 @@ def pending(connection: Redis, holders: Iterable[Holder], job_class: type[rq.job
             for (job_id, score), raw in zip(page, hashes):
                 run_at = _run_at(holder, score)
                 job = decode.pending_job(job_id, holder.queue, holder.state, raw, serializer, run_at)
-                if (func is None or job.spec.func == func) and (queue is None or job.spec.queue == queue):
+                if (job_name is None or job.spec.job_name == job_name) and (queue is None or job.spec.queue == queue):
                     yield job
 
 

@@ -25,7 +25,7 @@ def render(out: Console, report: DrainReport, note: str = "") -> None:
 
 
 def verdict(report: DrainReport) -> Text:
-    scope = f"job {report.job}" if report.job else "all jobs"
+    scope = f"job {report.job_name}" if report.job_name else "all jobs"
     where = ", ".join(str(s.backend) for s in report.sides)
     if report.ok:
         return Text.from_markup(f"[bold green]drained[/]: nothing of {scope} left on {where}")
@@ -33,7 +33,7 @@ def verdict(report: DrainReport) -> Text:
     if report.drained:
         return Text.from_markup(f"[bold red]not safe[/]: {scope} drained on {where}, but "
                                 f"{sum(t.count for t in report.strays)} stray enqueues reached RQ after the flip")
-    of = f" of {report.job}" if report.job else ""
+    of = f" of {report.job_name}" if report.job_name else ""
     return Text.from_markup(f"[bold red]not drained[/]: {sum(report.totals().values())} jobs{of} remain ({totals})")
 
 
@@ -62,7 +62,7 @@ def _table(title: str, rows: list[Remaining], dim: bool = False) -> Table:
     for name, justify in (("queue", "left"), ("job", "left"), ("state", "left"), ("count", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in rows:
-        table.add_row(r.queue, "(all)" if r.job == ANY_JOB else r.job, str(r.place), str(r.count))
+        table.add_row(r.queue, "(all)" if r.job_name == ANY_JOB else r.job_name, str(r.place), str(r.count))
     return table
 
 
@@ -72,7 +72,7 @@ def _strays(report: DrainReport) -> Table:
     for name in ("job", "count", "first seen", "last seen", "routed to postgres since"):
         table.add_column(name)
     for t in report.strays:
-        table.add_row(t.job, str(t.count), t.first_seen.isoformat(timespec="seconds"),
+        table.add_row(t.job_name, str(t.count), t.first_seen.isoformat(timespec="seconds"),
                       t.last_seen.isoformat(timespec="seconds"), t.routed_since.isoformat(timespec="seconds"))
     return table
 

@@ -63,7 +63,7 @@ def jobs() -> None:
 
 # -- show ----------------------------------------------------------------------------------------------------
 def job_json(job: JobInfo) -> dict[str, Any]:
-    return {"id": job.job_id, "state": str(job.state), "queue": job.queue, "job": job.func,
+    return {"id": job.job_id, "state": str(job.state), "queue": job.queue, "job": job.job_name,
             "attempts": job.attempts, "enqueued_at": _when(job.enqueued_at), "started_at": _when(job.started_at),
             "finished_at": _when(job.finished_at), "worker": job.worker, "result": job.result,
             "error_type": job.error_type, "error_message": job.error_message, "traceback": job.traceback}
@@ -74,7 +74,7 @@ def _render_job(job: JobInfo) -> None:
     grid.add_column(style="bold")
     grid.add_column()
     rows: list[tuple[str, Any]] = [
-        ("id", job.job_id), ("status", str(job.state)), ("queue", job.queue), ("job", job.func),
+        ("id", job.job_id), ("status", str(job.state)), ("queue", job.queue), ("job", job.job_name),
         ("attempts", job.attempts), ("enqueued", _when(job.enqueued_at)), ("started", _when(job.started_at)),
         ("finished", _when(job.finished_at)), ("worker", job.worker), ("result", None if job.error_type else job.result),
         ("error", f"{job.error_type}: {job.error_message}" if job.error_type else None)]
@@ -105,24 +105,24 @@ def show(app: AppContext, job_id: str, as_json: bool) -> None:
 # -- counts --------------------------------------------------------------------------------------------------
 @jobs.command("counts")
 @click.option("--queue", help="One queue only.")
-@click.option("--job", "func", metavar="NAME", help="One job name only, e.g. app.jobs.send_email.")
+@click.option("--job", "job_name", metavar="NAME", help="One job name only, e.g. app.jobs.send_email.")
 @json_option
 @pass_app
-def counts(app: AppContext, queue: str | None, func: str | None, as_json: bool) -> None:
+def counts(app: AppContext, queue: str | None, job_name: str | None, as_json: bool) -> None:
     """Jobs per queue, job name and state."""
     with _backend(app) as backend:
-        rows = backend.counts(queue, func)
+        rows = backend.counts(queue, job_name)
     if as_json:
-        emit_json([{"queue": r.queue, "job": r.func, "state": str(r.state), "count": r.count} for r in rows])
+        emit_json([{"queue": r.queue, "job": r.job_name, "state": str(r.state), "count": r.count} for r in rows])
         return
     if not rows:
         console.print("no jobs on the new backend" + "".join(
-            f" {label} {value}" for label, value in (("in queue", queue), ("named", func)) if value))
+            f" {label} {value}" for label, value in (("in queue", queue), ("named", job_name)) if value))
         return
     table = Table("queue", "job", "state", "count")
     table.columns[3].justify = "right"
     for r in rows:
-        table.add_row(Text(r.queue), Text(r.func), str(r.state), str(r.count))
+        table.add_row(Text(r.queue), Text(r.job_name), str(r.state), str(r.count))
     console.print(table)
 
 
@@ -132,24 +132,24 @@ class Selection:
     """Which failed jobs a command acts on: given ids, one job name, or (both None) every failed job."""
 
     ids: list[str] | None
-    func: str | None
+    job_name: str | None
 
 
 def failed_selectors(f: F) -> F:
     f = click.option("--all-failed", is_flag=True, help="Every failed job.")(f)
-    f = click.option("--job", "func", metavar="NAME", help="The failed jobs of one job name.")(f)
+    f = click.option("--job", "job_name", metavar="NAME", help="The failed jobs of one job name.")(f)
     return click.option("--id", "ids", multiple=True, metavar="JOB_ID", help="A failed job's id (repeatable).")(f)
 
 
-def _selection(ids: tuple[str, ...], func: str | None, all_failed: bool) -> Selection:
-    given = [name for name, on in (("--id", bool(ids)), ("--job", func is not None), ("--all-failed", all_failed))
+def _selection(ids: tuple[str, ...], job_name: str | None, all_failed: bool) -> Selection:
+    given = [name for name, on in (("--id", bool(ids)), ("--job", job_name is not None), ("--all-failed", all_failed))
              if on]
     if len(given) != 1:
         got = f" (got {' and '.join(given)})" if given else ""
         raise BadInput(f"choose exactly one of --id JOB_ID (repeatable), --job NAME or --all-failed{got}")
-    if func is not None and not func.strip():
+    if job_name is not None and not job_name.strip():
         raise BadInput("--job needs a job name, e.g. --job app.jobs.send_email")
-    return Selection(list(ids) if ids else None, func)
+    return Selection(list(ids) if ids else None, job_name)
 
 
 def _report(verb: str, n: int, selection: Selection) -> str:
@@ -165,7 +165,7 @@ def _on_failed(app: AppContext, selection: Selection, as_json: bool, verb: str,
                act: Callable[[PostgresBackend, list[str] | None, str | None], int]) -> None:
     """One bulk action on the selected failed jobs, then its count: {"retried": n} or "retried n failed jobs"."""
     with _backend(app) as backend:
-        n = act(backend, selection.ids, selection.func)
+        n = act(backend, selection.ids, selection.job_name)
     if as_json:
         emit_json({verb: n})
     else:
@@ -176,18 +176,18 @@ def _on_failed(app: AppContext, selection: Selection, as_json: bool, verb: str,
 @failed_selectors
 @json_option
 @pass_app
-def retry(app: AppContext, ids: tuple[str, ...], func: str | None, all_failed: bool, as_json: bool) -> None:
+def retry(app: AppContext, ids: tuple[str, ...], job_name: str | None, all_failed: bool, as_json: bool) -> None:
     """Put failed jobs back in their queues with a fresh attempt budget."""
-    _on_failed(app, _selection(ids, func, all_failed), as_json, "retried", PostgresBackend.retry_failed)
+    _on_failed(app, _selection(ids, job_name, all_failed), as_json, "retried", PostgresBackend.retry_failed)
 
 
 @jobs.command("delete-failed")
 @failed_selectors
 @json_option
 @pass_app
-def delete_failed(app: AppContext, ids: tuple[str, ...], func: str | None, all_failed: bool, as_json: bool) -> None:
+def delete_failed(app: AppContext, ids: tuple[str, ...], job_name: str | None, all_failed: bool, as_json: bool) -> None:
     """Delete failed jobs, without asking (for scripts)."""
-    _on_failed(app, _selection(ids, func, all_failed), as_json, "deleted", PostgresBackend.delete_failed)
+    _on_failed(app, _selection(ids, job_name, all_failed), as_json, "deleted", PostgresBackend.delete_failed)
 
 
 # -- purge ---------------------------------------------------------------------------------------------------

@@ -164,7 +164,7 @@ def _render_status(report: routing_status.StatusReport) -> None:
     jobs = Table(Column("job", no_wrap=True), "backend", "why", "bucket", Column("pending rq", justify="right"),
                  Column("pending postgres", justify="right"))
     for j in report.jobs:
-        jobs.add_row(escape(j.job), str(j.route.backend), j.route.reason, str(j.bucket),
+        jobs.add_row(escape(j.job_name), str(j.route.backend), j.route.reason, str(j.bucket),
                      str(j.pending.get("rq", "-")), str(j.pending.get("postgres", "-")))
     console.print(jobs)
     depths = Table("backend", "queue", "states")
@@ -190,7 +190,7 @@ def history_cmd(app: AppContext, limit: int, as_json: bool) -> None:
     table = Table("#", "when", "who", Column("what", overflow="fold"), Column("change", overflow="fold"))
     for e in entries:
         table.add_row(str(e.id), e.at.strftime("%Y-%m-%d %H:%M:%S %Z"), escape(e.actor),
-                      escape(f"{e.action} {e.job}" if e.job else e.action), escape(history.summarize(e.before, e.after)))
+                      escape(f"{e.action} {e.job_name}" if e.job_name else e.action), escape(history.summarize(e.before, e.after)))
     console.print(table)
     for e in entries:
         if e.action == "rollback" and e.restore_commands:

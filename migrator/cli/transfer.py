@@ -75,8 +75,8 @@ def transfer_cmd(app: AppContext, job: str | None, everything: bool, source: str
 def as_dict(report: TransferReport) -> dict[str, Any]:
     return {
         "direction": report.direction.value, "dry_run": report.dry_run, "moved_total": report.total_moved,
-        "moved": [{"job": m.func, "state": m.state.value, "count": m.count} for m in report.moved],
-        "refused": [{"job_id": r.job_id, "job": r.func, "state": r.state.value, "reason": r.reason}
+        "moved": [{"job": m.job_name, "state": m.state.value, "count": m.count} for m in report.moved],
+        "refused": [{"job_id": r.job_id, "job": r.job_name, "state": r.state.value, "reason": r.reason}
                     for r in report.refused],
         "recovered": report.recovered, "missed": report.missed, "waiting": report.waiting,
     }
@@ -88,7 +88,7 @@ def _render(report: TransferReport) -> None:
     for column in ("job name", "state", "jobs"):
         table.add_column(column, justify="right" if column == "jobs" else "left")
     for m in report.moved:
-        table.add_row(m.func, m.state.value, str(m.count))
+        table.add_row(m.job_name, m.state.value, str(m.count))
     console.print(table)
     if report.recovered:
         done = "held by an interrupted run, would be finished" if report.dry_run else "finished for an interrupted run"
@@ -101,11 +101,11 @@ def _render(report: TransferReport) -> None:
 
 
 def _render_refusals(report: TransferReport) -> None:
-    reasons = Counter((r.func, r.reason) for r in report.refused)
-    for (func, reason), count in sorted(reasons.items()):
-        ids = [r.job_id for r in report.refused if (r.func, r.reason) == (func, reason)][:SHOWN_REFUSALS]
+    reasons = Counter((r.job_name, r.reason) for r in report.refused)
+    for (job_name, reason), count in sorted(reasons.items()):
+        ids = [r.job_id for r in report.refused if (r.job_name, r.reason) == (job_name, reason)][:SHOWN_REFUSALS]
         more = ", ..." if count > SHOWN_REFUSALS else ""
-        console.print(f"[yellow]stays[/]: {count} {func} ({', '.join(ids)}{more}): {reason}")
+        console.print(f"[yellow]stays[/]: {count} {job_name} ({', '.join(ids)}{more}): {reason}")
 
 
 def register(group: click.Group) -> None:

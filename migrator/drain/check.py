@@ -58,7 +58,7 @@ def _rq_side(backend: RQBackend, job: str | None, queues: Sequence[str], per_job
         drain_rq.count_rq(backend, names, tally)
         waiting = sorted(q for q, n in tally.scheduled.items() if n)
         gaps = drain_rq.scheduler_gaps(backend, waiting) if waiting else []
-    held = [(j.spec.queue, j.spec.func) for j in rq_transfer.held(backend)]
+    held = [(j.spec.queue, j.spec.job_name) for j in rq_transfer.held(backend)]
     rows = tally.rows() + _in_transfer(BackendName.RQ, held, job)
     warnings = (_stranded(BackendName.RQ, rows, views) + _stale(BackendName.RQ, rows) + _no_scheduler(gaps, tally.scheduled)
                 + _interrupted(BackendName.RQ, rows))
@@ -67,7 +67,7 @@ def _rq_side(backend: RQBackend, job: str | None, queues: Sequence[str], per_job
 
 
 def _pg_side(backend: PostgresBackend, job: str | None) -> SideReport:
-    held = [(s.queue, s.func) for s in pg_transfer.held(backend)]
+    held = [(s.queue, s.job_name) for s in pg_transfer.held(backend)]
     rows = drain_pg.remaining_pg(backend, job) + _in_transfer(BackendName.POSTGRES, held, job)
     views = drain_pg.worker_views(backend)
     warnings = (_stranded(BackendName.POSTGRES, rows, views) + _interrupted(BackendName.POSTGRES, rows)
@@ -77,7 +77,7 @@ def _pg_side(backend: PostgresBackend, job: str | None) -> SideReport:
 
 def _in_transfer(backend: BackendName, held: Sequence[tuple[str, str]], job: str | None) -> list[Remaining]:
     """Jobs an interrupted transfer took out of `backend` and has not landed: pending until a transfer finishes."""
-    counts = Counter((queue, func) for queue, func in held if job is None or func == job)
+    counts = Counter((queue, job_name) for queue, job_name in held if job is None or job_name == job)
     return [Remaining(backend, q, f, Place.IN_TRANSFER, n) for (q, f), n in sorted(counts.items())]
 
 

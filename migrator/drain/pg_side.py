@@ -15,7 +15,7 @@ PLACES = {JobState.QUEUED: Place.QUEUED, JobState.SCHEDULED: Place.SCHEDULED, Jo
 def remaining_pg(backend: PostgresBackend, job: str | None) -> list[Remaining]:
     """Started jobs are split: held by a live worker, or stale (its worker died; a live worker's reaper requeues
     it within recovery_grace_seconds)."""
-    rows = [Remaining(PG, c.queue, c.func, PLACES[c.state], c.count) for c in backend.counts(func=job)
+    rows = [Remaining(PG, c.queue, c.job_name, PLACES[c.state], c.count) for c in backend.counts(job_name=job)
             if c.count and c.state is not JobState.STARTED]
     rows += [Remaining(PG, q, f, Place.STARTED if alive else Place.STALE, n)
              for q, f, alive, n in backend.running_by_liveness(job) if n]

@@ -48,7 +48,7 @@ class Slot:
 @dataclass
 class Tally:
     per_job: bool
-    job: str | None
+    job_name: str | None
     live: frozenset[str]  # names of the RQ workers judged alive
     watch: RoutedSince | None
     counts: Counter[tuple[str, str, Place]] = field(default_factory=Counter)
@@ -156,10 +156,10 @@ def _read_intermediate(backend: RQBackend, name: str, tally: Tally) -> None:
 def _count(backend: RQBackend, queue: str, where: Place, row: dict[str, object] | None, tally: Tally) -> None:
     fields = {k: decode.text(v) if isinstance(v, (bytes, str)) else None for k, v in (row or {}).items()
               if k != "data"}
-    need_name = tally.per_job or tally.job is not None
+    need_name = tally.per_job or tally.job_name is not None
     data = (row or {}).get("data")
     name = decode.func_name(data if isinstance(data, bytes) else None, backend.serializer) if need_name else ANY_JOB
-    if tally.job is not None and name != tally.job:
+    if tally.job_name is not None and name != tally.job_name:
         return
     place = _place(where, fields, tally.live)
     tally.counts[(queue or fields.get("origin") or "", name if tally.per_job else ANY_JOB, place)] += 1

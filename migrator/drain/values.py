@@ -41,7 +41,7 @@ NEEDS_WORKER = frozenset(Place) - DONE_PLACES - {Place.STARTED, Place.RQ_SCHEDUL
 class Remaining:
     backend: BackendName
     queue: str
-    job: str  # ANY_JOB when counted from sizes only
+    job_name: str  # ANY_JOB when counted from sizes only
     place: Place
     count: int
 
@@ -72,7 +72,7 @@ class DrainWarning:
 class Stray:
     """Jobs of a job name routed to the new backend that still arrived in RQ after the flip settled."""
 
-    job: str
+    job_name: str
     count: int
     first_seen: datetime
     last_seen: datetime
@@ -93,7 +93,7 @@ class SideReport:
 
 @dataclass(frozen=True, slots=True)
 class DrainReport:
-    job: str | None
+    job_name: str | None
     sides: tuple[SideReport, ...]
     checked_at: datetime
     strays_checked: bool = False
@@ -138,9 +138,9 @@ class DrainReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "drained": self.drained, "job": self.job, "checked_at": self.checked_at.isoformat(),
+            "ok": self.ok, "drained": self.drained, "job": self.job_name, "checked_at": self.checked_at.isoformat(),
             "pending": {str(b): n for b, n in self.totals().items()},
-            "remaining": [{"backend": str(r.backend), "queue": r.queue, "job": r.job, "state": str(r.place),
+            "remaining": [{"backend": str(r.backend), "queue": r.queue, "job": r.job_name, "state": str(r.place),
                            "count": r.count, "pending": r.pending} for r in self.rows],
             "workers": [{"backend": str(w.backend), "name": w.name, "queues": list(w.queues), "alive": w.alive,
                          "detail": w.detail, "runs_scheduler": w.runs_scheduler}
@@ -148,7 +148,7 @@ class DrainReport:
             "warnings": [{"kind": w.kind, "backend": str(w.backend), "queue": w.queue, "message": w.message}
                          for w in self.warnings],
             "strays_checked": self.strays_checked,
-            "strays": [{"job": t.job, "count": t.count, "first_seen": t.first_seen.isoformat(),
+            "strays": [{"job": t.job_name, "count": t.count, "first_seen": t.first_seen.isoformat(),
                         "last_seen": t.last_seen.isoformat(), "routed_since": t.routed_since.isoformat()}
                        for t in self.strays],
             "per_job": {str(s.backend): s.per_job for s in self.sides},

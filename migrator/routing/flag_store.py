@@ -86,7 +86,7 @@ class FlagStore:
             after = replace(wanted, version=before.version + 1, changed_at=datetime.now(timezone.utc))
             self._write(conn, before, after)
             entry = history.record(conn, self.schema, actor=by or history.default_actor(), action=action,
-                                   job=job, detail=detail or {}, before=before, after=after)
+                                   job_name=job, detail=detail or {}, before=before, after=after)
         return Change(before, after, entry)
 
     def _write(self, conn: psycopg.Connection[Any], before: RoutingSnapshot, after: RoutingSnapshot) -> None:

@@ -22,7 +22,7 @@ class Entry:
     at: datetime
     actor: str
     action: str  # flip | pin | unflip | rollout-percent | rollout-all | rollback
-    job: str | None
+    job_name: str | None
     detail: dict[str, Any]
     before: RoutingSnapshot
     after: RoutingSnapshot
@@ -34,7 +34,7 @@ class Entry:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "at": self.at.isoformat(), "actor": self.actor, "action": self.action,
-                "job": self.job, "detail": self.detail, "before": self.before.to_json(),
+                "job": self.job_name, "detail": self.detail, "before": self.before.to_json(),
                 "after": self.after.to_json(), "restore_commands": self.restore_commands}
 
 
@@ -60,14 +60,14 @@ def restore_commands(snapshot: RoutingSnapshot) -> list[str]:
     return commands
 
 
-def record(conn: psycopg.Connection[Any], schema: str, *, actor: str, action: str, job: str | None,
+def record(conn: psycopg.Connection[Any], schema: str, *, actor: str, action: str, job_name: str | None,
            detail: dict[str, Any], before: RoutingSnapshot, after: RoutingSnapshot) -> Entry:
     """Write one entry on `conn`, inside the caller's transaction, so no change goes unrecorded."""
     rows = tables.fetch_all(conn, schema, "insert_history", {
-        "actor": actor, "action": action, "job": job, "detail": Jsonb(detail),
+        "actor": actor, "action": action, "job": job_name, "detail": Jsonb(detail),
         "before": Jsonb(before.to_json()), "after": Jsonb(after.to_json())})
     entry_id, at = rows[0]
-    return Entry(int(entry_id), at, actor, action, job, detail, before, after)
+    return Entry(int(entry_id), at, actor, action, job_name, detail, before, after)
 
 
 def entries(url: str, schema: str = "public", limit: int = 50) -> list[Entry]:

@@ -31,7 +31,7 @@ class Router:
     def enqueue(self, spec: JobSpec) -> Enqueued:
         """Enqueue one job where its flags (or its parent, for depends_on) say."""
         route = self._route_for(spec)
-        self.flags.record_seen((spec.func,))
+        self.flags.record_seen((spec.job_name,))
         try:
             placed = self.backends[route.backend].enqueue(spec)
         except BackendUnavailable as exc:
@@ -44,7 +44,7 @@ class Router:
         groups: dict[BackendName, list[int]] = {}
         for i, spec in enumerate(specs):
             groups.setdefault(self._route_for(spec).backend, []).append(i)
-        self.flags.record_seen({s.func for s in specs})
+        self.flags.record_seen({s.job_name for s in specs})
         out: list[Enqueued | None] = [None] * len(specs)
         for name, indexes in groups.items():
             batch = [specs[i] for i in indexes]
@@ -72,7 +72,7 @@ class Router:
             parent = self._parent_backend(spec.depends_on[0])
             if parent is not None:
                 return Route(parent, "follows its parent")
-        return self.decide(spec.func)
+        return self.decide(spec.job_name)
 
     def _parent_backend(self, job_id: str) -> BackendName | None:
         """A dependent job goes where its parent went: remembered in this process, else looked up."""
@@ -96,7 +96,7 @@ class Router:
             raise exc
         other = BackendName.RQ if chosen is BackendName.POSTGRES else BackendName.POSTGRES
         log.warning("%s unreachable; job %s enqueued on %s instead (fallback policy): %s", chosen.value,
-                    spec.func, other.value, exc)
+                    spec.job_name, other.value, exc)
         meta = {**spec.meta, "migrator_fallback": {"from": chosen.value, "reason": str(exc)[:200]}}
         FALLBACKS[chosen] += 1
         return self.backends[other].enqueue(replace(spec, meta=meta))

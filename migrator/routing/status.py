@@ -22,7 +22,7 @@ class Depths:
     error: str | None = None
 
     def pending(self, job: str | None = None) -> int:
-        return sum(c.count for c in self.counts if c.state in PENDING_STATES and (job is None or c.func == job))
+        return sum(c.count for c in self.counts if c.state in PENDING_STATES and (job is None or c.job_name == job))
 
     def by_queue(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -34,7 +34,7 @@ class Depths:
 
 @dataclass(frozen=True, slots=True)
 class JobStatus:
-    job: str
+    job_name: str
     route: router.Route
     bucket: int
     pending: dict[str, int] = field(default_factory=dict)  # backend name -> pending jobs of this name
@@ -50,7 +50,7 @@ class StatusReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "routing": {**self.snapshot.to_json(), "known": self.known},
-            "jobs": [{"job": j.job, "backend": str(j.route.backend), "reason": j.route.reason, "bucket": j.bucket,
+            "jobs": [{"job": j.job_name, "backend": str(j.route.backend), "reason": j.route.reason, "bucket": j.bucket,
                       "pending": j.pending} for j in self.jobs],
             "queues": {str(d.backend): {"error": d.error, "queues": d.by_queue(), "pending": d.pending()}
                        for d in self.depths},
@@ -71,7 +71,7 @@ def build(snapshot: RoutingSnapshot, known_jobs: Iterable[str], counters: Mappin
     """Every job that is known, flagged, or waiting in a queue, with its route and pending counts."""
     depths = tuple(read_depths(name, counters.get(name)) for name in (BackendName.RQ, BackendName.POSTGRES))
     names = set(known_jobs) | snapshot.flipped | snapshot.pinned
-    names |= {c.func for d in depths for c in d.counts}
+    names |= {c.job_name for d in depths for c in d.counts}
     jobs = tuple(JobStatus(name, router.decide(name, snapshot), router.bucket(name),
                            {str(d.backend): d.pending(name) for d in depths if d.error is None})
                  for name in sorted(names))

@@ -19,16 +19,16 @@ from migrator.transfer import to_postgres, to_rq
 from migrator.transfer.values import Direction, Progress, Tally, TransferReport
 
 
-def transfer_pending(legacy: RQBackend, new: PostgresBackend, direction: Direction, func: str | None = None,
+def transfer_pending(legacy: RQBackend, new: PostgresBackend, direction: Direction, job_name: str | None = None,
                      dry_run: bool = False, progress: Progress | None = None) -> TransferReport:
-    """Move every not-started job (of job name `func`, or all) in `direction`; finish an interrupted run first."""
+    """Move every not-started job (of job name `job_name`, or all) in `direction`; finish an interrupted run first."""
     tally = Tally()
     step = to_postgres.move if direction is Direction.TO_POSTGRES else to_rq.move
     if dry_run:  # reads only: no lock, nothing held, nothing moved
-        step(legacy, new, tally, func, True, progress or _quiet)
+        step(legacy, new, tally, job_name, True, progress or _quiet)
     else:
         with pg_side.transfer_lock(new):
-            step(legacy, new, tally, func, False, progress or _quiet)
+            step(legacy, new, tally, job_name, False, progress or _quiet)
     return tally.report(direction, dry_run)
 
 

@@ -15,7 +15,7 @@ from adapters.rq_backend import transfer as rq_side
 from migrator.transfer.values import Progress, Tally, chunks, recover
 
 
-def move(legacy: RQBackend, new: PostgresBackend, tally: Tally, func: str | None, dry_run: bool,
+def move(legacy: RQBackend, new: PostgresBackend, tally: Tally, job_name: str | None, dry_run: bool,
                  progress: Progress) -> None:
     recover(tally, dry_run, rq_side.held(legacy), lambda held: _settle_from_rq(legacy, new, held, tally),
              lambda: pg_side.sweep_landed(new, rq_side.held_ids(legacy)))
@@ -26,17 +26,17 @@ def move(legacy: RQBackend, new: PostgresBackend, tally: Tally, func: str | None
     progress(0, total)
     for source, ids in snapshots:
         for page in chunks(ids):
-            _move_from_rq(legacy, new, source, page, tally, func, dry_run)  # type: ignore[arg-type]
+            _move_from_rq(legacy, new, source, page, tally, job_name, dry_run)  # type: ignore[arg-type]
             done += len(page)
             progress(done, total)
 
 
 def _move_from_rq(legacy: RQBackend, new: PostgresBackend, source: rq_side.Source,
-                  page: Sequence[tuple[str, float | None]], tally: Tally, func: str | None, dry_run: bool) -> None:
-    if func is None and not dry_run:  # nothing to choose: claim at once, decide on what we hold (one read)
+                  page: Sequence[tuple[str, float | None]], tally: Tally, job_name: str | None, dry_run: bool) -> None:
+    if job_name is None and not dry_run:  # nothing to choose: claim at once, decide on what we hold (one read)
         _claim_and_settle(legacy, new, source, [job_id for job_id, _ in page], tally, len(page))
         return
-    jobs = [(j, deps) for j, deps in rq_side.read(legacy, source, page) if func is None or j.spec.func == func]
+    jobs = [(j, deps) for j, deps in rq_side.read(legacy, source, page) if job_name is None or j.spec.job_name == job_name]
     parents = {p for j, _ in jobs for p in j.spec.depends_on}
     in_postgres = pg_side.existing_ids(new, sorted(parents))
     movable: list[str] = []
@@ -108,7 +108,7 @@ def _settle_from_rq(legacy: RQBackend, new: PostgresBackend, claimed: Sequence[P
     ids = [j.spec.job_id or "" for j in keep if j.spec.job_id in done]
     rq_side.finish(legacy, ids)
     pg_side.forget_landed(new, ids)
-    tally.moved.update((j.spec.func, j.state) for j in keep if j.spec.job_id in done)
+    tally.moved.update((j.spec.job_name, j.state) for j in keep if j.spec.job_id in done)
     return len(ids)
 
 

@@ -13,11 +13,11 @@ from adapters.rq_backend import transfer as rq_side
 from migrator.transfer.values import CHUNK, Progress, Refusal, Tally, chunks, recover
 
 
-def move(legacy: RQBackend, new: PostgresBackend, tally: Tally, func: str | None, dry_run: bool,
+def move(legacy: RQBackend, new: PostgresBackend, tally: Tally, job_name: str | None, dry_run: bool,
            progress: Progress) -> None:
     recover(tally, dry_run, pg_side.held(new), lambda held: _settle_to_rq(legacy, new, held, tally),
              lambda: rq_side.sweep_landed(legacy, [s.job_id or "" for s in pg_side.held(new)]))
-    pending = [j for j in new.iter_pending(func=func) if j.state is not JobState.STARTED]
+    pending = [j for j in new.iter_pending(job_name=job_name) if j.state is not JobState.STARTED]
     progress(0, len(pending))
     for i, page in enumerate(chunks(pending)):
         _move_to_rq(legacy, new, page, tally, dry_run)  # type: ignore[arg-type]
@@ -47,7 +47,7 @@ def _refusal_for_rq(legacy: RQBackend, job: PendingJob, waited_on: set[str]) -> 
         return "other jobs in postgres wait on it (depends_on): let it run on postgres"
     try:
         rq_options.refuse_unsupported(job.spec)
-        legacy.serializer.dumps((job.spec.func, None, job.spec.args, dict(job.spec.kwargs)))
+        legacy.serializer.dumps((job.spec.job_name, None, job.spec.args, dict(job.spec.kwargs)))
     except JobRefused as exc:
         return str(exc)
     except Exception as exc:  # the app's serializer may raise anything: it is the reason
@@ -62,13 +62,13 @@ def _settle_to_rq(legacy: RQBackend, new: PostgresBackend, taken: Sequence[JobSp
     done, conflicts = rq_side.land(legacy, taken)
     for spec in taken:
         if spec.job_id in conflicts:
-            tally.refused.append(Refusal(spec.job_id or "", spec.func, _state_of(spec),
+            tally.refused.append(Refusal(spec.job_id or "", spec.job_name, _state_of(spec),
                                          "rq already has a different job with this id"))
     pg_side.restore_held(new, sorted(conflicts))
     ids = [s.job_id or "" for s in taken if s.job_id in done]
     pg_side.forget_held(new, ids)
     rq_side.forget_landed(legacy, ids)
-    tally.moved.update((s.func, _state_of(s)) for s in taken if s.job_id in done)
+    tally.moved.update((s.job_name, _state_of(s)) for s in taken if s.job_id in done)
     return len(ids)
 
 

@@ -28,14 +28,14 @@ class Refusal:
     """A job that stays where it is, and why."""
 
     job_id: str
-    func: str
+    job_name: str
     state: JobState
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class Moved:
-    func: str
+    job_name: str
     state: JobState
     count: int
 
@@ -66,14 +66,14 @@ class Tally:
     waiting: int = 0
 
     def refuse(self, job: PendingJob, reason: str) -> None:
-        self.refused.append(Refusal(job.spec.job_id or "", job.spec.func, job.state, reason))
+        self.refused.append(Refusal(job.spec.job_id or "", job.spec.job_name, job.state, reason))
 
     def sort(self, job: PendingJob, reason: str | None, dry_run: bool, movable: list[str]) -> None:
         """Refused, counted (dry run) or added to the ids to move."""
         if reason:
             self.refuse(job, reason)
         elif dry_run:
-            self.moved[(job.spec.func, job.state)] += 1
+            self.moved[(job.spec.job_name, job.state)] += 1
         else:
             movable.append(job.spec.job_id or "")
 

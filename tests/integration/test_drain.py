@@ -62,7 +62,7 @@ def pg_burst(pg_url: str, *args: str) -> None:
 def places(report: DrainReport, backend: BackendName, job: str | None = None) -> dict[Place, int]:
     out: dict[Place, int] = {}
     for r in report.rows:
-        if r.backend is backend and (job is None or r.job == job):
+        if r.backend is backend and (job is None or r.job_name == job):
             out[r.place] = out.get(r.place, 0) + r.count
     return out
 
@@ -221,10 +221,10 @@ def test_one_job_drained_while_another_still_has_jobs(rqb: RQBackend, backend: P
     rq_burst(redis_url, "a")
     assert drain.check_drain(rqb, backend, "tests.jobs.add").drained
     noop = drain.check_drain(rqb, backend, "tests.jobs.noop")
-    assert not noop.drained and [(r.queue, r.job, r.place) for r in noop.pending] == [
+    assert not noop.drained and [(r.queue, r.job_name, r.place) for r in noop.pending] == [
         ("b", "tests.jobs.noop", Place.QUEUED)]
     echo = drain.check_drain(rqb, backend, "tests.jobs.echo")
-    assert [(r.backend, r.job) for r in echo.pending] == [(PG, "tests.jobs.echo")]
+    assert [(r.backend, r.job_name) for r in echo.pending] == [(PG, "tests.jobs.echo")]
     env = {"REDIS_URL": redis_url, "DATABASE_URL": pg_url}
     assert run_cli("drain-check", "--job", "tests.jobs.add", **env).returncode == 0
     assert run_cli("drain-check", "--job", "tests.jobs.noop", **env).returncode == 1
@@ -236,9 +236,9 @@ def test_sizes_only_verdict_and_per_job_breakdown_agree(rqb: RQBackend, conn: re
     for i in range(30):
         q.enqueue("tests.jobs.add" if i % 3 else "tests.jobs.noop", i, i)
     sized = drain.check_drain(rqb, None, per_job=False)
-    assert [(r.job, r.place, r.count) for r in sized.pending] == [(ANY_JOB, Place.QUEUED, 30)]
+    assert [(r.job_name, r.place, r.count) for r in sized.pending] == [(ANY_JOB, Place.QUEUED, 30)]
     per_job = drain.check_drain(rqb, None)
-    assert {(r.job, r.count) for r in per_job.pending} == {("tests.jobs.add", 20), ("tests.jobs.noop", 10)}
+    assert {(r.job_name, r.count) for r in per_job.pending} == {("tests.jobs.add", 20), ("tests.jobs.noop", 10)}
 
 
 # -- workers: stranded queues, scheduler ---------------------------------------------------------------------------
@@ -290,7 +290,7 @@ def test_stray_enqueues_after_a_flip_are_reported(rqb: RQBackend, conn: redis.Re
     report = drain.check_drain(rqb, None, routed_since=timeline.since, bound=timedelta(0))
     assert report.drained and not report.ok and report.strays_checked
     [stray] = report.strays
-    assert (stray.job, stray.count) == ("tests.jobs.add", 3)
+    assert (stray.job_name, stray.count) == ("tests.jobs.add", 3)
     assert stray.routed_since <= stray.first_seen <= stray.last_seen
     later_bound = drain.check_drain(rqb, None, routed_since=timeline.since, bound=timedelta(hours=1))
     assert later_bound.ok and later_bound.strays == ()
@@ -364,12 +364,12 @@ def test_running_job_of_a_dead_migrator_worker_is_stale(backend: PostgresBackend
     worker = spawn_cli("worker", DATABASE_URL=pg_url)
     wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the job to start")
     live = drain.check_drain(None, backend)
-    assert [(r.job, r.place) for r in live.pending] == [("tests.jobs.write_pid_then_sleep", Place.STARTED)]
+    assert [(r.job_name, r.place) for r in live.pending] == [("tests.jobs.write_pid_then_sleep", Place.STARTED)]
     os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
     worker.wait(10)
     # Postgres frees the dead session's lock once it notices the closed socket: a moment, not an instant
     dead = wait_for(lambda: (r := drain.check_drain(None, backend)).pending[0].place is Place.STALE and r,
                     what="the dead worker's lock to be released")
-    assert [(r.job, r.place, r.count) for r in dead.pending] == [("tests.jobs.write_pid_then_sleep", Place.STALE, 1)]
+    assert [(r.job_name, r.place, r.count) for r in dead.pending] == [("tests.jobs.write_pid_then_sleep", Place.STALE, 1)]
     assert not dead.drained
     assert [w.kind for side in dead.sides for w in side.warnings] == ["stranded", "stale"]

@@ -13,7 +13,7 @@ from migrator.transfer.values import Direction
 
 
 def places(report):
-    return {(r.backend.value, r.job, r.place): r.count for side in report.sides for r in side.rows if r.count}
+    return {(r.backend.value, r.job_name, r.place): r.count for side in report.sides for r in side.rows if r.count}
 
 
 def test_jobs_held_by_an_interrupted_rq_transfer_are_pending(redis_url, backend):

@@ -133,7 +133,7 @@ def test_retry_reports_ids_that_are_not_failed(ran, pg_url):
 def test_retry_by_job_name_or_all_json(ran, pg_url, selector):
     code, out, _ = jobs(pg_url, "retry", *selector, "--json")
     assert code == 0 and json.loads(out) == {"retried": 2}
-    assert {c.state for c in ran.counts(func="tests.jobs.boom")} == {JobState.QUEUED}
+    assert {c.state for c in ran.counts(job_name="tests.jobs.boom")} == {JobState.QUEUED}
     assert json.loads(jobs(pg_url, "retry", *selector, "--json")[1]) == {"retried": 0}
 
 
@@ -150,7 +150,7 @@ def test_delete_failed_by_id_and_all(ran, pg_url):
     assert code == 0 and out.strip() == "deleted 1 failed job (1 given id is not a failed job on the new backend)"
     code, out, _ = jobs(pg_url, "delete-failed", "--all-failed", "--json")
     assert code == 0 and json.loads(out) == {"deleted": 1}
-    assert [(c.func, c.state) for c in ran.counts()] == [("tests.jobs.add", JobState.FINISHED)]
+    assert [(c.job_name, c.state) for c in ran.counts()] == [("tests.jobs.add", JobState.FINISHED)]
 
 
 # -- purge ---------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from tests import jobs
 
 
 def states(backend: PostgresBackend) -> dict[tuple[str, str], int]:
-    return {(c.func, c.state.value): c.count for c in backend.counts()}
+    return {(c.job_name, c.state.value): c.count for c in backend.counts()}
 
 
 def test_enqueue_one_stores_every_option(backend):

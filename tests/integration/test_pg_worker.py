@@ -73,7 +73,7 @@ def test_failed_jobs_can_be_retried_or_deleted(backend, pg_url):
     burst(pg_url)
     assert backend.retry_failed(ids=["f1"]) == 1
     assert backend.fetch_job("f1").state == JobState.QUEUED
-    assert backend.delete_failed(func="tests.jobs.boom") == 1
+    assert backend.delete_failed(job_name="tests.jobs.boom") == 1
     assert backend.fetch_job("f2") is None
 
 

@@ -115,8 +115,8 @@ def test_rollback_and_history_show_who_and_how_to_redo(cli, pg_url: str) -> None
 def test_status_reports_queue_depths(cli, pg_url: str) -> None:  # type: ignore[no-untyped-def]
     backend = PostgresBackend(pg_url)
     try:
-        backend.enqueue(JobSpec(func="tests.jobs.add", args=(1, 2)))
-        backend.enqueue(JobSpec(func="app.jobs.only_in_the_queue"))
+        backend.enqueue(JobSpec(job_name="tests.jobs.add", args=(1, 2)))
+        backend.enqueue(JobSpec(job_name="app.jobs.only_in_the_queue"))
     finally:
         backend.close()
     report = status(cli)

@@ -36,7 +36,7 @@ def burst(redis_url: str, *queues: str, worker_class: str = "rq.worker.Worker") 
 
 
 def counts_of(counts: list[StateCount]) -> dict[tuple[str, str, JobState], int]:
-    return {(c.queue, c.func, c.state): c.count for c in counts}
+    return {(c.queue, c.job_name, c.state): c.count for c in counts}
 
 
 def nonzero(raw: dict[JobState, int]) -> dict[JobState, int]:
@@ -44,7 +44,7 @@ def nonzero(raw: dict[JobState, int]) -> dict[JobState, int]:
 
 
 def full_spec(**changes: object) -> JobSpec:
-    base = JobSpec(func="tests.jobs.echo", args=(1, "two", [3.0], {"four": None}), kwargs={"k": (5, 6)},
+    base = JobSpec(job_name="tests.jobs.echo", args=(1, "two", [3.0], {"four": None}), kwargs={"k": (5, 6)},
                    queue="rt", job_id=f"job-{uuid.uuid4()}", timeout=42, result_ttl=600, ttl=900,
                    failure_ttl=1200, retry=RetryPolicy(2, (5, 10)), meta={"tenant": "acme", "n": 1},
                    description="echo for the round trip", on_success="tests.jobs.note_success",
@@ -59,12 +59,12 @@ def test_is_a_job_backend(rqb: RQBackend) -> None:
 
 
 def test_enqueue_maps_every_option_onto_rq(rqb: RQBackend, conn: redis.Redis) -> None:
-    parent = rqb.enqueue(JobSpec(func="tests.jobs.noop", queue="opts"))
+    parent = rqb.enqueue(JobSpec(job_name="tests.jobs.noop", queue="opts"))
     spec = full_spec(queue="opts", depends_on=(parent.job_id,), at_front=True)
     done = rqb.enqueue(spec)
-    assert (done.backend, done.job_id, done.queue, done.func) == (BackendName.RQ, spec.job_id, "opts", spec.func)
+    assert (done.backend, done.job_id, done.queue, done.job_name) == (BackendName.RQ, spec.job_id, "opts", spec.job_name)
     job = Job.fetch(done.job_id, connection=conn)
-    assert (job.func_name, tuple(job.args), job.kwargs) == (spec.func, spec.args, dict(spec.kwargs))
+    assert (job.func_name, tuple(job.args), job.kwargs) == (spec.job_name, spec.args, dict(spec.kwargs))
     assert (job.timeout, job.result_ttl, job.ttl, job.failure_ttl) == (42, 600, 900, 1200)
     assert (job.retries_left, job.retry_intervals) == (2, [5, 10])
     assert (job.meta, job.description, job.origin) == (dict(spec.meta), spec.description, "opts")
@@ -75,11 +75,11 @@ def test_enqueue_maps_every_option_onto_rq(rqb: RQBackend, conn: redis.Redis) ->
 
 
 def test_enqueue_at_front_and_run_at(rqb: RQBackend, conn: redis.Redis) -> None:
-    first = rqb.enqueue(JobSpec(func="tests.jobs.noop", queue="order"))
-    front = rqb.enqueue(JobSpec(func="tests.jobs.noop", queue="order", at_front=True))
+    first = rqb.enqueue(JobSpec(job_name="tests.jobs.noop", queue="order"))
+    front = rqb.enqueue(JobSpec(job_name="tests.jobs.noop", queue="order", at_front=True))
     assert rq.Queue("order", connection=conn).job_ids == [front.job_id, first.job_id]
     run_at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
-    later = rqb.enqueue(JobSpec(func="tests.jobs.noop", queue="order", run_at=run_at))
+    later = rqb.enqueue(JobSpec(job_name="tests.jobs.noop", queue="order", run_at=run_at))
     registry = ScheduledJobRegistry(queue=rq.Queue("order", connection=conn))
     assert registry.get_job_ids() == [later.job_id]
     assert registry.get_scheduled_time(later.job_id) == run_at
@@ -87,9 +87,9 @@ def test_enqueue_at_front_and_run_at(rqb: RQBackend, conn: redis.Redis) -> None:
 
 def test_enqueue_refuses_what_rq_cannot_honour(rqb: RQBackend, conn: redis.Redis) -> None:
     with pytest.raises(JobRefused, match="priority"):
-        rqb.enqueue(JobSpec(func="tests.jobs.noop", priority=5))
+        rqb.enqueue(JobSpec(job_name="tests.jobs.noop", priority=5))
     with pytest.raises(JobRefused, match="timezone-aware"):
-        rqb.enqueue(JobSpec(func="tests.jobs.noop", run_at=datetime(2030, 1, 1)))
+        rqb.enqueue(JobSpec(job_name="tests.jobs.noop", run_at=datetime(2030, 1, 1)))
     assert conn.keys("*") == []
 
 
@@ -97,12 +97,12 @@ def test_enqueue_refuses_what_rq_cannot_honour(rqb: RQBackend, conn: redis.Redis
 def test_real_rq_workers_run_what_the_adapter_enqueued(rqb: RQBackend, conn: redis.Redis, redis_url: str,
                                                        worker_class: str) -> None:
     past = datetime.now(timezone.utc) - timedelta(seconds=1)
-    ok = rqb.enqueue(JobSpec(func="tests.jobs.add", args=(2, 3), queue="run", on_success="tests.jobs.note_success"))
-    bad = rqb.enqueue(JobSpec(func="tests.jobs.boom", args=("nope",), queue="run",
+    ok = rqb.enqueue(JobSpec(job_name="tests.jobs.add", args=(2, 3), queue="run", on_success="tests.jobs.note_success"))
+    bad = rqb.enqueue(JobSpec(job_name="tests.jobs.boom", args=("nope",), queue="run",
                               on_failure="tests.jobs.note_failure"))
-    child = rqb.enqueue(JobSpec(func="tests.jobs.add", args=(1, 1), queue="run", depends_on=(ok.job_id,)))
-    due = rqb.enqueue(JobSpec(func="tests.jobs.add", kwargs={"a": 4, "b": 4}, queue="run", run_at=past))
-    many = rqb.enqueue_many([JobSpec(func="tests.jobs.add", args=(i, i), queue="run") for i in range(3)])
+    child = rqb.enqueue(JobSpec(job_name="tests.jobs.add", args=(1, 1), queue="run", depends_on=(ok.job_id,)))
+    due = rqb.enqueue(JobSpec(job_name="tests.jobs.add", kwargs={"a": 4, "b": 4}, queue="run", run_at=past))
+    many = rqb.enqueue_many([JobSpec(job_name="tests.jobs.add", args=(i, i), queue="run") for i in range(3)])
     burst(redis_url, "run", worker_class=worker_class)
 
     results = {e.job_id: rqb.fetch_job(e.job_id) for e in [ok, child, due, *many]}
@@ -111,7 +111,7 @@ def test_real_rq_workers_run_what_the_adapter_enqueued(rqb: RQBackend, conn: red
         **{e.job_id: (JobState.FINISHED, 2 * i) for i, e in enumerate(many)}}
     failed = rqb.fetch_job(bad.job_id)
     assert failed is not None and failed.state is JobState.FAILED
-    assert (failed.error_type, failed.error_message, failed.func) == ("ValueError", "nope", "tests.jobs.boom")
+    assert (failed.error_type, failed.error_message, failed.job_name) == ("ValueError", "nope", "tests.jobs.boom")
     assert conn.lrange("tests:succeeded", 0, -1) == [ok.job_id.encode()]
     assert conn.lrange("tests:failed", 0, -1) == [bad.job_id.encode()]
     assert counts_of(rqb.counts("run")) == {("run", ANY_FUNC, JobState.FINISHED): 6,
@@ -119,9 +119,9 @@ def test_real_rq_workers_run_what_the_adapter_enqueued(rqb: RQBackend, conn: red
 
 
 def test_counts_every_registry_state(rqb: RQBackend, conn: redis.Redis, redis_url: str) -> None:
-    rqb.enqueue(JobSpec(func="tests.jobs.add", args=(1, 2), queue="work"))
-    rqb.enqueue(JobSpec(func="tests.jobs.boom", queue="work"))
-    retrying = rqb.enqueue(JobSpec(func="tests.jobs.boom", queue="work", retry=RetryPolicy(2, (3600,))))
+    rqb.enqueue(JobSpec(job_name="tests.jobs.add", args=(1, 2), queue="work"))
+    rqb.enqueue(JobSpec(job_name="tests.jobs.boom", queue="work"))
+    retrying = rqb.enqueue(JobSpec(job_name="tests.jobs.boom", queue="work", retry=RetryPolicy(2, (3600,))))
     burst(redis_url, "work")
 
     q = rq.Queue("work", connection=conn)
@@ -134,7 +134,7 @@ def test_counts_every_registry_state(rqb: RQBackend, conn: redis.Redis, redis_ur
     expected = {JobState.QUEUED: 2, JobState.SCHEDULED: 1, JobState.RETRYING: 1, JobState.DEFERRED: 1,
                 JobState.FAILED: 1, JobState.FINISHED: 1, JobState.CANCELED: 1}
     assert counts_of(rqb.counts("work")) == {("work", ANY_FUNC, s): n for s, n in expected.items()}
-    assert counts_of(rqb.counts(func="tests.jobs.boom")) == {("work", "tests.jobs.boom", JobState.FAILED): 1,
+    assert counts_of(rqb.counts(job_name="tests.jobs.boom")) == {("work", "tests.jobs.boom", JobState.FAILED): 1,
                                                              ("work", "tests.jobs.boom", JobState.RETRYING): 1}
     assert counts_of(rqb.counts("work", by_func=True)) == {
         ("work", "tests.jobs.add", JobState.QUEUED): 1, ("work", "tests.jobs.noop", JobState.QUEUED): 1,
@@ -152,7 +152,7 @@ def test_counts_every_registry_state(rqb: RQBackend, conn: redis.Redis, redis_ur
 def test_started_job_is_counted_listed_and_not_removable(rqb: RQBackend, conn: redis.Redis, redis_url: str,
                                                           worker_class: str) -> None:
     release = f"tests:release:{uuid.uuid4()}"
-    held = rqb.enqueue(JobSpec(func="tests.jobs.block_until_released", args=(release,), queue="slow"))
+    held = rqb.enqueue(JobSpec(job_name="tests.jobs.block_until_released", args=(release,), queue="slow"))
     worker = subprocess.Popen([RQ_CLI, "worker", "--url", redis_url, "--worker-class", worker_class, "slow"],
                               cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -185,18 +185,18 @@ def test_iter_pending_round_trips_every_field(rqb: RQBackend) -> None:
         queued.job_id: (JobState.QUEUED, None), scheduled.job_id: (JobState.SCHEDULED, None),
         deferred.job_id: (JobState.DEFERRED, None)}
     assert all(p.enqueued_at is not None and p.enqueued_at.tzinfo for p in found.values())
-    assert [p.spec.job_id for p in rqb.iter_pending(func="tests.jobs.noop")] == []
+    assert [p.spec.job_id for p in rqb.iter_pending(job_name="tests.jobs.noop")] == []
 
 
 def test_gone_hashes_and_undecodable_payloads_are_reported(rqb: RQBackend, conn: redis.Redis) -> None:
-    gone, garbled, missing_class, fine = (rqb.enqueue(JobSpec(func="tests.jobs.add", args=(1, 2), queue="bad"))
+    gone, garbled, missing_class, fine = (rqb.enqueue(JobSpec(job_name="tests.jobs.add", args=(1, 2), queue="bad"))
                                           for _ in range(4))
     conn.delete(Job.fetch(gone.job_id, connection=conn).key)  # as if its TTL had expired
     conn.hset(Job.fetch(garbled.job_id, connection=conn).key, "data", b"\x80\x05not a pickle at all")
     conn.hset(Job.fetch(missing_class.job_id, connection=conn).key, "data", MISSING_CLASS_PAYLOAD)
 
     found = {p.spec.job_id: p for p in rqb.iter_pending("bad")}
-    assert {jid: p.spec.func for jid, p in found.items()} == {
+    assert {jid: p.spec.job_name for jid, p in found.items()} == {
         gone.job_id: UNKNOWN_FUNC, garbled.job_id: UNKNOWN_FUNC, missing_class.job_id: "tests.jobs.add",
         fine.job_id: "tests.jobs.add"}
     assert "gone" in (found[gone.job_id].error or "")
@@ -206,14 +206,14 @@ def test_gone_hashes_and_undecodable_payloads_are_reported(rqb: RQBackend, conn:
     assert counts_of(rqb.counts("bad", by_func=True)) == {("bad", UNKNOWN_FUNC, JobState.QUEUED): 2,
                                                           ("bad", "tests.jobs.add", JobState.QUEUED): 2}
     info = rqb.fetch_job(garbled.job_id)
-    assert info is not None and (info.func, info.state) == (UNKNOWN_FUNC, JobState.QUEUED)
+    assert info is not None and (info.job_name, info.state) == (UNKNOWN_FUNC, JobState.QUEUED)
     assert rqb.fetch_job(gone.job_id) is None
 
 
 def test_remove_pending_takes_only_jobs_no_worker_has(rqb: RQBackend, conn: redis.Redis, redis_url: str) -> None:
-    parent = rqb.enqueue(JobSpec(func="tests.jobs.add", args=(1, 1), queue="take"))
-    child = rqb.enqueue(JobSpec(func="tests.jobs.add", args=(2, 2), queue="take", depends_on=(parent.job_id,)))
-    later = rqb.enqueue(JobSpec(func="tests.jobs.noop", queue="take",
+    parent = rqb.enqueue(JobSpec(job_name="tests.jobs.add", args=(1, 1), queue="take"))
+    child = rqb.enqueue(JobSpec(job_name="tests.jobs.add", args=(2, 2), queue="take", depends_on=(parent.job_id,)))
+    later = rqb.enqueue(JobSpec(job_name="tests.jobs.noop", queue="take",
                                 run_at=datetime.now(timezone.utc) + timedelta(hours=1)))
     assert [rqb.remove_pending(j.job_id) for j in (child, later)] == [True, True]
     assert rqb.remove_pending(child.job_id) is False  # exactly once
@@ -221,7 +221,7 @@ def test_remove_pending_takes_only_jobs_no_worker_has(rqb: RQBackend, conn: redi
     assert nonzero(rqb.raw_counts("take")) == {JobState.QUEUED: 1}
     assert rqb.fetch_job(child.job_id) is None
 
-    failing = rqb.enqueue(JobSpec(func="tests.jobs.boom", queue="take"))
+    failing = rqb.enqueue(JobSpec(job_name="tests.jobs.boom", queue="take"))
     burst(redis_url, "take")
     assert rqb.remove_pending(parent.job_id) is False  # finished
     assert rqb.requeue_failed(parent.job_id) is False  # not failed
@@ -232,12 +232,12 @@ def test_remove_pending_takes_only_jobs_no_worker_has(rqb: RQBackend, conn: redi
 
 
 def test_enqueue_many_keeps_order_across_queues_schedules_and_dependencies(rqb: RQBackend) -> None:
-    first = rqb.enqueue(JobSpec(func="tests.jobs.noop", queue="a"))
-    specs = [JobSpec(func="tests.jobs.add", args=(i, i), queue="a" if i % 2 else "b") for i in range(4)]
-    specs.append(JobSpec(func="tests.jobs.noop", queue="a", run_at=datetime.now(timezone.utc) + timedelta(hours=1)))
-    specs.append(JobSpec(func="tests.jobs.noop", queue="b", depends_on=(first.job_id,), job_id="dep-1"))
+    first = rqb.enqueue(JobSpec(job_name="tests.jobs.noop", queue="a"))
+    specs = [JobSpec(job_name="tests.jobs.add", args=(i, i), queue="a" if i % 2 else "b") for i in range(4)]
+    specs.append(JobSpec(job_name="tests.jobs.noop", queue="a", run_at=datetime.now(timezone.utc) + timedelta(hours=1)))
+    specs.append(JobSpec(job_name="tests.jobs.noop", queue="b", depends_on=(first.job_id,), job_id="dep-1"))
     done = rqb.enqueue_many(specs)
-    assert [(e.queue, e.func) for e in done] == [(s.queue, s.func) for s in specs]
+    assert [(e.queue, e.job_name) for e in done] == [(s.queue, s.job_name) for s in specs]
     assert done[-1].job_id == "dep-1" and len({e.job_id for e in done}) == len(specs)
     by_id = {p.spec.job_id: p for p in rqb.iter_pending()}
     assert [(by_id[e.job_id].spec.queue, by_id[e.job_id].spec.args) for e in done[:4]] == [
@@ -249,7 +249,7 @@ def test_enqueue_many_keeps_order_across_queues_schedules_and_dependencies(rqb: 
 
 def test_unreachable_redis_is_backend_unavailable_with_masked_url() -> None:
     b = RQBackend(f"redis://app:s3cret@127.0.0.1:{free_port()}/0")
-    calls = [b.ping, lambda: b.enqueue(JobSpec(func="tests.jobs.noop")), b.counts, lambda: list(b.iter_pending()),
+    calls = [b.ping, lambda: b.enqueue(JobSpec(job_name="tests.jobs.noop")), b.counts, lambda: list(b.iter_pending()),
              lambda: b.fetch_job("x"), b.queues, lambda: b.remove_pending("x"), b.workers]
     for call in calls:
         with pytest.raises(BackendUnavailable) as caught:
@@ -267,7 +267,7 @@ def test_rq3_rate_limited_jobs_are_pending_and_removable(rqb: RQBackend, conn: r
     held_back = q.enqueue("tests.jobs.add", 3, 4, rate_limit=limit)
     assert (let_through.get_status(), held_back.get_status()) == ("queued", "rate_limited")
     assert counts_of(rqb.counts("limited")) == {("limited", ANY_FUNC, JobState.QUEUED): 2}
-    assert counts_of(rqb.counts(func="tests.jobs.add")) == {("limited", "tests.jobs.add", JobState.QUEUED): 2}
+    assert counts_of(rqb.counts(job_name="tests.jobs.add")) == {("limited", "tests.jobs.add", JobState.QUEUED): 2}
     pending = {p.spec.job_id: p.spec.args for p in rqb.iter_pending("limited")}
     assert pending == {let_through.id: (1, 2), held_back.id: (3, 4)}
     assert rqb.remove_pending(held_back.id) is True

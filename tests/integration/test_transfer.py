@@ -44,7 +44,7 @@ def in_transit(legacy, backend) -> tuple[int, int, int]:
 
 
 def assert_options_kept(spec):
-    assert (spec.func, spec.args, dict(spec.kwargs)) == ("tests.jobs.echo", (1, "a"), {"k": [2, 3]})
+    assert (spec.job_name, spec.args, dict(spec.kwargs)) == ("tests.jobs.echo", (1, "a"), {"k": [2, 3]})
     assert (spec.timeout, spec.result_ttl, spec.ttl, spec.failure_ttl) == (77, 11, 3600, 99)
     assert spec.retry == RetryPolicy(3, (5, 10))
     assert (dict(spec.meta), spec.description) == ({"m": 1}, "desc")
@@ -81,7 +81,7 @@ def test_rq_to_postgres_moves_each_state_keeping_id_options_and_time(legacy, bac
 
 def test_postgres_to_rq_moves_queued_and_scheduled_keeping_id_options_and_time(legacy, backend, redis_url):
     when = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
-    common = dict(func="tests.jobs.echo", args=(1, "a"), kwargs={"k": [2, 3]}, timeout=77, result_ttl=11, ttl=3600,
+    common = dict(job_name="tests.jobs.echo", args=(1, "a"), kwargs={"k": [2, 3]}, timeout=77, result_ttl=11, ttl=3600,
                   failure_ttl=99, retry=RetryPolicy(3, (5, 10)), meta={"m": 1}, description="desc")
     backend.enqueue(JobSpec(job_id="queued-1", **common))
     backend.enqueue(JobSpec(job_id="sched-1", run_at=when, **common))

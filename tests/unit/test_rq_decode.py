@@ -60,7 +60,7 @@ def test_pending_job_from_hash_fields() -> None:
            b"success_callback_name": b"m.ok", b"failure_callback_name": b"", b"enqueued_at": b""}
     job = decode.pending_job("id1", "q", JobState.DEFERRED, raw, DefaultSerializer)
     spec = job.spec
-    assert (spec.func, spec.args, spec.kwargs, spec.queue, spec.job_id) == ("m.f", (1,), {"a": 2}, "q", "id1")
+    assert (spec.job_name, spec.args, spec.kwargs, spec.queue, spec.job_id) == ("m.f", (1,), {"a": 2}, "q", "id1")
     assert (spec.timeout, spec.result_ttl, spec.ttl, spec.failure_ttl) == (42, 600, 900, 1200)
     assert (spec.retry, spec.meta, spec.description, spec.at_front) == (RetryPolicy(2, (5,)), {"x": 1}, "d", True)
     assert (spec.depends_on, spec.on_success, spec.on_failure) == (("p",), "m.ok", None)
@@ -69,4 +69,4 @@ def test_pending_job_from_hash_fields() -> None:
 
 def test_pending_job_of_a_gone_hash() -> None:
     job = decode.pending_job("id2", "q", JobState.QUEUED, None, DefaultSerializer)
-    assert (job.spec.func, job.spec.job_id, job.spec.queue, job.error) == (decode.UNKNOWN_FUNC, "id2", "q", decode.GONE)
+    assert (job.spec.job_name, job.spec.job_id, job.spec.queue, job.error) == (decode.UNKNOWN_FUNC, "id2", "q", decode.GONE)

@@ -36,7 +36,7 @@ def test_all_options_carried():
     spec = build_spec(jobs.add, (1,), {"b": 2}, "emails", job_id="j1", job_timeout="5m", result_ttl=10, ttl=20,
                       failure_ttl=30, retry=Retry(max=3, interval=[1, 5]), meta={"k": "v"}, at_front=True,
                       depends_on=["p1", "p2"], description="d", on_success=jobs.noop)
-    assert (spec.func, spec.args, spec.kwargs, spec.queue, spec.job_id) == ("tests.jobs.add", (1,), {"b": 2}, "emails", "j1")
+    assert (spec.job_name, spec.args, spec.kwargs, spec.queue, spec.job_id) == ("tests.jobs.add", (1,), {"b": 2}, "emails", "j1")
     assert (spec.timeout, spec.result_ttl, spec.ttl, spec.failure_ttl) == (300, 10, 20, 30)
     assert spec.retry == RetryPolicy(3, (1, 5))
     assert spec.meta == {"k": "v"} and spec.at_front and spec.depends_on == ("p1", "p2")
@@ -58,6 +58,6 @@ def test_prepare_data_item():
     item = Queue.prepare_data(jobs.add, (1, 2), {"x": 1}, timeout=7, job_id="x1", meta={"m": 1},
                               retry=Retry(max=2))
     spec = from_enqueue_data(item, "q")
-    assert (spec.func, spec.args, spec.kwargs, spec.timeout, spec.job_id, spec.queue) == (
+    assert (spec.job_name, spec.args, spec.kwargs, spec.timeout, spec.job_id, spec.queue) == (
         "tests.jobs.add", (1, 2), {"x": 1}, 7, "x1", "q")
     assert spec.retry == RetryPolicy(2, (0,)) or spec.retry == RetryPolicy(2, ())
