@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 
 def test_demo_migrates_under_load_with_nothing_lost_or_duplicated():

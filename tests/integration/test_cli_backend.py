@@ -9,7 +9,7 @@ import psycopg
 
 from adapters.pg_backend import schema
 from adapters.pg_backend import sql as named
-from tests.conftest import ROOT, run_cli, spawn_cli, subprocess_env, wait_for
+from tests.support import ROOT, run_cli, spawn_cli, subprocess_env, wait_for
 
 
 def test_two_concurrent_migrations_of_an_empty_database(pg_server):

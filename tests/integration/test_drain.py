@@ -25,7 +25,7 @@ from migrator.routing import flag_store as flags
 from migrator.config import Settings
 from migrator.drain.values import ANY_JOB, DrainReport, Place
 from migrator.localservers import free_port
-from tests.conftest import ROOT, run_cli, spawn_cli, subprocess_env, wait_for
+from tests.support import ROOT, run_cli, spawn_cli, subprocess_env, wait_for
 
 RQ_CLI = str(Path(sys.executable).parent / "rq")
 RQ, PG = BackendName.RQ, BackendName.POSTGRES

@@ -23,7 +23,7 @@ from migrator.routing.flag_store import FlagStore
 from migrator.routing.flipper_items import NAME_LIMIT, ROLLOUT_FLAG, job_flag_name
 from migrator.routing.snapshot import LEGACY
 from migrator.localservers import LocalPostgres, free_port
-from tests.conftest import ROOT, subprocess_env, wait_for
+from tests.support import ROOT, subprocess_env, wait_for
 
 LONG = "app.jobs.billing.invoices.reconciliation.nightly.send_overdue_reminder_emails_to_customers"
 

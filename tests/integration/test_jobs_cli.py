@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from adapters.base import JobSpec, JobState
-from tests.conftest import run_cli, spawn_cli, wait_for
+from tests.support import run_cli, spawn_cli, wait_for
 
 JOB_KEYS = {"id", "state", "queue", "job", "attempts", "enqueued_at", "started_at", "finished_at", "worker",
             "result", "error_type", "error_message", "traceback"}

@@ -13,7 +13,7 @@ from adapters.base import JobSpec, JobState
 from adapters.pg_backend import schema
 from adapters.pg_backend.backend import PostgresBackend
 from migrator.localservers import LocalPostgres
-from tests.conftest import LEDGER_TABLE, stop_processes, ledger_counts, spawn_cli, wait_for
+from tests.support import LEDGER_TABLE, stop_processes, ledger_counts, spawn_cli, wait_for
 
 
 def pids_in(path: Path) -> list[int]:

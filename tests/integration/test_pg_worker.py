@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from adapters.base import JobSpec, JobState, RetryPolicy
-from tests.conftest import ledger_counts, run_cli, spawn_cli, wait_for
+from tests.support import ledger_counts, run_cli, spawn_cli, wait_for
 
 
 def burst(pg_url: str, *args: str) -> str:

@@ -18,7 +18,7 @@ from migrator import Queue, Router, job
 from migrator.routing.cache import CachedFlags
 from migrator.routing.flag_store import FlagStore
 from tests import jobs
-from tests.conftest import (ROOT, stop_processes, ledger_counts, ledger_sides, run_cli, spawn_cli, spawn_rq_worker, subprocess_env,
+from tests.support import (ROOT, stop_processes, ledger_counts, ledger_sides, run_cli, spawn_cli, spawn_rq_worker, subprocess_env,
                             wait_for)
 
 

@@ -14,7 +14,7 @@ from adapters.base import JobSpec
 from adapters.pg_backend.backend import PostgresBackend
 from migrator.routing import history, known_jobs
 from migrator.localservers import free_port
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 
 @pytest.fixture

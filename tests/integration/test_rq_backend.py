@@ -19,7 +19,7 @@ from adapters.rq_backend import RQBackend
 from adapters.rq_backend.decode import UNKNOWN_FUNC
 from adapters.rq_backend.inventory import ANY_FUNC
 from migrator.localservers import free_port
-from tests.conftest import ROOT, subprocess_env, wait_for
+from tests.support import ROOT, subprocess_env, wait_for
 
 RQ_CLI = str(Path(sys.executable).parent / "rq")
 WORKER_CLASSES = ["rq.worker.Worker", "rq.worker.SimpleWorker"]

@@ -20,7 +20,7 @@ from adapters.pg_backend.worker import Worker, WorkerOptions
 from adapters.rq_backend import transfer as rq_side
 from migrator.transfer import run as transfer
 from migrator.transfer.values import Direction
-from tests.conftest import ledger_counts, run_cli, spawn_cli, spawn_rq_worker, wait_for
+from tests.support import ledger_counts, run_cli, spawn_cli, spawn_rq_worker, wait_for
 
 TO_PG, TO_RQ = Direction.TO_POSTGRES, Direction.TO_RQ
 OPTIONS = dict(args=(1, "a"), kwargs={"k": [2, 3]}, timeout=77, result_ttl=11, ttl=3600, failure_ttl=99,
