@@ -119,13 +119,13 @@ class PostgresBackend:
             # COPY into a session-local staging table, then one INSERT .. SELECT .. ON CONFLICT DO NOTHING, all in
             # one transaction: either every job is enqueued or none (a savepoint inside the app's transaction).
             with self.db.connection(conn) as c, _atomic(c):
-                c.execute(self.db.q["create_bulk_table"])
-                with c.cursor() as cur, cur.copy(self.db.q["copy_bulk"]) as copy:
+                c.execute(self.db.queries["create_bulk_table"])
+                with c.cursor() as cur, cur.copy(self.db.queries["copy_bulk"]) as copy:
                     for one in specs:
                         row = _bulk_row(one)
                         ids.append(row[0])
                         copy.write_row(row)
-                c.execute(self.db.q["insert_bulk"], prepare=True)
+                c.execute(self.db.queries["insert_bulk"], prepare=True)
         return [Enqueued(self.name, job_id, s.queue, s.job_name) for job_id, s in zip(ids, specs)]
 
     # -- inspection ------------------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ class PostgresBackend:
         with self.db.connection() as conn, conn.transaction():
             with conn.cursor(name="migrator_pending") as cur:
                 cur.itersize = 2000
-                cur.execute(self.db.q["pending_jobs"], {"queue": queue, "func": job_name})
+                cur.execute(self.db.queries["pending_jobs"], {"queue": queue, "func": job_name})
                 for row in cur:
                     yield _pending(row)
 

@@ -9,7 +9,7 @@ import psycopg
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from adapters.base import BackendUnavailable
+from adapters.base import BackendError, BackendUnavailable, SchemaMissing
 from adapters.pg_backend import sql as named
 from adapters.urls import mask_url as masked
 
@@ -23,6 +23,20 @@ def unavailable(url: str, exc: BaseException) -> BackendUnavailable:
     return BackendUnavailable("postgres", masked(url), detail[:200])
 
 
+@contextlib.contextmanager
+def translated(url: str, tables: str) -> Iterator[None]:
+    """psycopg's errors as the adapter errors migrator knows, for statements on `tables` ("the routing tables"):
+    unreachable -> BackendUnavailable, not migrated -> SchemaMissing, any other refusal -> BackendError."""
+    try:
+        yield
+    except psycopg.errors.UndefinedTable as exc:
+        raise SchemaMissing("postgres", masked(url), tables) from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise unavailable(url, exc) from exc
+    except psycopg.Error as exc:
+        raise BackendError(f"postgres at {masked(url)} refused a statement on {tables}: {exc}") from exc
+
+
 def connect(url: str, *, autocommit: bool = True, application_name: str = "migrator",
             keepalive: bool = False, timeout: float = 5.0) -> psycopg.Connection[Any]:
     options = " ".join(f"-c {k}={v}" for k, v in KEEPALIVE_SETTINGS.items()) if keepalive else None
@@ -33,14 +47,27 @@ def connect(url: str, *, autocommit: bool = True, application_name: str = "migra
         raise unavailable(url, exc) from exc
 
 
-class Database:
-    """A pool of connections to one database and schema, and the named queries of that schema."""
+def close_quietly(conn: psycopg.Connection[Any] | None) -> None:
+    """Close a connection that may already be broken: the caller is giving up on it, and the server ends the
+    session by itself once the socket is gone, so a failure here changes nothing."""
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except psycopg.Error:
+        pass
 
-    def __init__(self, url: str, schema: str = "public", pool_size: int = 4, synchronous_commit: bool = True) -> None:
+
+class Database:
+    """A pool of connections to one database and schema, and the named queries of that schema (one .sql file of
+    adapters/pg_backend/sql: queries.sql for the job queue, routing.sql for the routing tables)."""
+
+    def __init__(self, url: str, schema: str = "public", pool_size: int = 4, synchronous_commit: bool = True,
+                 filename: str = "queries.sql") -> None:
         self.url = url
         self.schema = schema
         self.synchronous_commit = synchronous_commit
-        self.q = named.queries(schema)
+        self.queries = named.queries(schema, filename)
         self.channel = named.channel(schema)
         self._pool: ConnectionPool | None = None
         self._pool_size = pool_size
@@ -79,17 +106,17 @@ class Database:
     def execute(self, name: str, params: dict[str, Any] | None = None,
                 conn: psycopg.Connection[Any] | None = None) -> int:
         with self.connection(conn) as c:
-            return c.execute(self.q[name], params, prepare=True).rowcount
+            return c.execute(self.queries[name], params, prepare=True).rowcount
 
     def fetch_one(self, name: str, params: dict[str, Any] | None = None,
                   conn: psycopg.Connection[Any] | None = None) -> tuple[Any, ...] | None:
         with self.connection(conn) as c:
-            return c.cursor(row_factory=tuple_row).execute(self.q[name], params, prepare=True).fetchone()
+            return c.cursor(row_factory=tuple_row).execute(self.queries[name], params, prepare=True).fetchone()
 
     def fetch_all(self, name: str, params: dict[str, Any] | None = None,
                   conn: psycopg.Connection[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.connection(conn) as c:
-            return c.cursor(row_factory=tuple_row).execute(self.q[name], params, prepare=True).fetchall()
+            return c.cursor(row_factory=tuple_row).execute(self.queries[name], params, prepare=True).fetchall()
 
     def close(self) -> None:
         if self._pool is not None:

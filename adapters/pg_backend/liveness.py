@@ -17,11 +17,15 @@ from typing import Any
 
 import psycopg
 
-from adapters.base import BackendUnavailable
+from adapters.base import BackendError, BackendUnavailable
 from adapters.pg_backend import db
 
 LOCK_NAMESPACE = 0x6D6A6F62  # "mjob": first key of pg_advisory_lock(int, int); the second is the worker id
 log = logging.getLogger("migrator.worker")
+
+
+class WorkerLockHeld(BackendError):
+    """Another session holds this worker id's liveness lock: two workers must never share an id."""
 
 
 class Liveness:
@@ -51,7 +55,7 @@ class Liveness:
         assert self._conn is not None
         got = self.db.fetch_one("lock_worker", {"namespace": LOCK_NAMESPACE, "id": self.worker_id}, conn=self._conn)
         if not got or not got[0]:
-            raise RuntimeError(f"worker lock {self.worker_id} is held by another session")
+            raise WorkerLockHeld(f"worker lock {self.worker_id} is held by another session; start the worker again")
         self.db.execute("register_worker", {"id": self.worker_id, "hostname": socket.gethostname(),
                                             "pid": os.getpid(), "queues": self.queues}, conn=self._conn)
 
@@ -65,16 +69,12 @@ class Liveness:
                     log.warning("worker %s reconnected to postgres and holds its lock again", self.worker_id)
                 if not self.db.fetch_all("heartbeat", {"id": self.worker_id}, conn=self._conn):
                     self._lock_and_register()  # the row was reaped while we were away: register again
-            except (psycopg.Error, BackendUnavailable, RuntimeError) as exc:
+            except (psycopg.Error, BackendError) as exc:
                 log.warning("heartbeat of worker %s failed: %s", self.worker_id, exc)
                 self._drop_conn()
 
     def _drop_conn(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
+        db.close_quietly(self._conn)
         self._conn = None
 
     def stop(self) -> None:

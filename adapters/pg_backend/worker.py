@@ -51,7 +51,7 @@ class WorkerOptions:
 class Worker:
     def __init__(self, url: str, options: WorkerOptions, schema: str = "public") -> None:
         self.db = db.Database(url, schema, pool_size=1)
-        self.o = options
+        self.options = options
         self.queues = list(options.queues)
         self.liveness = liveness.Liveness(self.db, self.queues, options.heartbeat_seconds)
         self.conn: psycopg.Connection[Any] | None = None
@@ -100,12 +100,12 @@ class Worker:
         now = time.monotonic()
         if now >= self._next_housekeeping:
             self._housekeep(conn)
-            self._next_housekeeping = now + self.o.reap_seconds
+            self._next_housekeeping = now + self.options.reap_seconds
         jobs = self._claim(conn)
         if jobs:
             self._run_batch(conn, jobs)
             return True
-        if self.o.burst:
+        if self.options.burst:
             return False
         self._wait(conn)
         return True
@@ -113,23 +113,19 @@ class Worker:
     def _connection(self) -> psycopg.Connection[Any]:
         if self.conn is None or self.conn.closed:
             self.conn = db.connect(self.db.url, application_name=f"migrator-worker-{self.liveness.worker_id}")
-            if not self.o.sync_commit:
+            if not self.options.sync_commit:
                 self.conn.execute("SET synchronous_commit = off")
             self.conn.add_notify_handler(self._on_notify)
             self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.db.channel)))
         return self.conn
 
     def _drop_conn(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except psycopg.Error:
-                pass
+        db.close_quietly(self.conn)
         self.conn = None
 
     # -- claiming and running ---------------------------------------------------------------------------------
     def _claim(self, conn: psycopg.Connection[Any]) -> list[Claimed]:
-        rows = self.db.fetch_all("claim_jobs", {"queues": self.queues, "limit": self.o.batch,
+        rows = self.db.fetch_all("claim_jobs", {"queues": self.queues, "limit": self.options.batch,
                                                 "worker_id": self.liveness.worker_id}, conn=conn)
         jobs = [Claimed(*row) for row in rows]
         jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
@@ -141,14 +137,14 @@ class Worker:
         claimed_at = time.monotonic()
         with conn.pipeline():
             for i, job in enumerate(jobs):
-                held_too_long = i > 0 and time.monotonic() - claimed_at > self.o.hold_seconds
+                held_too_long = i > 0 and time.monotonic() - claimed_at > self.options.hold_seconds
                 if self.stopping or held_too_long:
                     self._release(conn, jobs[i:])
                     break
                 started = time.monotonic()
                 self._in_job = True
                 try:
-                    outcome = executor.perform(job, self.o.missing_function_attempts)
+                    outcome = executor.perform(job, self.options.missing_function_attempts)
                 except JobInterrupted:
                     self._in_job = False
                     self._release(conn, jobs[i:])
@@ -157,7 +153,7 @@ class Worker:
                     self._in_job = False
                 self._record(outcome)
                 now = time.monotonic()
-                if now - started >= self.o.flush_after_job or now - self._last_send >= self.o.flush_every:
+                if now - started >= self.options.flush_after_job or now - self._last_send >= self.options.flush_every:
                     self._send(conn)
             self._send(conn)
         self._sent.clear()  # the pipeline synced: every outcome sent above is written
@@ -191,9 +187,10 @@ class Worker:
         outcomes, self._unwritten = self._unwritten, []
         ok = [o for o in outcomes if o.ok]
         if ok:
-            conn.execute(self.db.q["finish_jobs"], {"ids": [o.job_id for o in ok], "results": [o.result for o in ok],
-                                                    "worker_id": self.liveness.worker_id,
-                                                    "default_result_ttl": DEFAULT_RESULT_TTL}, prepare=True)
+            conn.execute(self.db.queries["finish_jobs"],
+                         {"ids": [o.job_id for o in ok], "results": [o.result for o in ok],
+                          "worker_id": self.liveness.worker_id, "default_result_ttl": DEFAULT_RESULT_TTL},
+                         prepare=True)
         for o in outcomes:
             if not o.ok:
                 self._write_failure(conn, o)
@@ -223,7 +220,8 @@ class Worker:
 
     # -- housekeeping and waiting -----------------------------------------------------------------------------
     def _housekeep(self, conn: psycopg.Connection[Any]) -> None:
-        for job_id, state in liveness.reap_orphans(self.db, self.o.recovery_grace, self.o.max_interrupts, conn):
+        reaped = liveness.reap_orphans(self.db, self.options.recovery_grace, self.options.max_interrupts, conn)
+        for job_id, state in reaped:
             log.warning("job %s was running on a dead worker: %s", job_id,
                         "requeued" if state == "queued" else "failed after too many interruptions")
         self.db.execute("purge_expired", conn=conn)
@@ -238,7 +236,7 @@ class Worker:
         if self._woken:
             self._woken = False
             return
-        for _ in conn.notifies(timeout=self.o.poll_seconds, stop_after=1):
+        for _ in conn.notifies(timeout=self.options.poll_seconds, stop_after=1):
             pass
         self._woken = False
 
@@ -256,10 +254,10 @@ class Worker:
             if self._in_job:
                 raise JobInterrupted()
             return
-        log.info("stopping: no new jobs; the running one has %.0fs to finish", self.o.shutdown_grace)
+        log.info("stopping: no new jobs; the running one has %.0fs to finish", self.options.shutdown_grace)
         self.stopping = True
         if self._in_job:
-            self._stop_timer = threading.Timer(self.o.shutdown_grace, _interrupt_main)
+            self._stop_timer = threading.Timer(self.options.shutdown_grace, _interrupt_main)
             self._stop_timer.daemon = True
             self._stop_timer.start()
 

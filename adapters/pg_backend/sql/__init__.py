@@ -10,7 +10,8 @@ from psycopg import sql
 HERE = Path(__file__).parent
 _NAME = re.compile(r"^-- (\w+):")
 
-TABLES = ("jobs", "workers", "schema_version", "flags", "routing_history", "seen_jobs")
+TABLES = ("jobs", "workers", "schema_version", "flags", "routing_history", "seen_jobs", "routers")
+FUNCTIONS = ("live_workers",)  # schema-qualified like the tables
 BARE = ("jobs_claim_idx", "jobs_running_idx", "jobs_expiry_idx", "jobs_deferred_idx")
 
 
@@ -40,6 +41,7 @@ def channel(schema: str) -> str:
 
 def identifiers(schema: str) -> dict[str, sql.Composable]:
     ids: dict[str, sql.Composable] = {t: sql.Identifier(schema, f"migrator_{t}") for t in TABLES}
+    ids.update({f: sql.Identifier(schema, f"migrator_{f}") for f in FUNCTIONS})
     ids.update({b: sql.Identifier(f"migrator_{b}") for b in BARE})
     ids["bulk_jobs"] = sql.Identifier("migrator_bulk_jobs")  # a temporary table, in the session's own schema
     ids["channel"] = sql.Literal(channel(schema))

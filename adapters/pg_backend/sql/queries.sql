@@ -144,13 +144,10 @@ DELETE FROM {workers} WHERE id = %(id)s;
 
 -- reap_orphans: requeue running jobs whose worker's session is gone (lock released) and whose heartbeat
 -- is older than the grace period; a job interrupted too often fails instead of looping forever
-WITH live AS (
-    SELECT l.objid::bigint AS id FROM pg_locks l
-    WHERE l.locktype = 'advisory' AND l.classid::bigint = %(namespace)s AND l.objsubid = 2 AND l.granted
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-), dead AS (
+WITH dead AS (
     SELECT w.id FROM {workers} w
-    WHERE w.id NOT IN (SELECT id FROM live) AND w.heartbeat_at < now() - make_interval(secs => %(grace)s)
+    WHERE w.id NOT IN (SELECT {live_workers}(%(namespace)s))
+      AND w.heartbeat_at < now() - make_interval(secs => %(grace)s)
 ), orphans AS (
     SELECT j.id FROM {jobs} j
     WHERE j.state = 'running'
@@ -224,17 +221,13 @@ RETURNING id;
 -- list_workers: registered workers, whether their session still holds the liveness lock, and their running jobs
 SELECT w.id, w.hostname, w.pid, w.queues, w.started_at, w.heartbeat_at,
        (SELECT count(*) FROM {jobs} j WHERE j.state = 'running' AND j.worker_id = w.id) AS running,
-       EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid::bigint = %(namespace)s
-               AND l.objsubid = 2 AND l.objid::bigint = w.id AND l.granted
-               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS alive
+       w.id IN (SELECT {live_workers}(%(namespace)s)) AS alive
 FROM {workers} w ORDER BY w.id;
 
 -- count_running: running jobs per queue and job name, split by whether their worker's session still holds its
 -- liveness lock (a dead worker's jobs wait for a live worker's reaper)
 SELECT j.queue, j.func,
-       EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid::bigint = %(namespace)s
-               AND l.objsubid = 2 AND l.objid::bigint = j.worker_id AND l.granted
-               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS alive,
+       coalesce(j.worker_id IN (SELECT {live_workers}(%(namespace)s)), false) AS alive,
        count(*)
 FROM {jobs} j
 WHERE j.state = 'running' AND (%(func)s::text IS NULL OR j.func = %(func)s)
