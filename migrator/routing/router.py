@@ -3,16 +3,23 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter, OrderedDict
 from dataclasses import replace
 
-from adapters.base import BackendName, BackendUnavailable, Enqueued, JobBackend, JobInfo, JobSpec
+from adapters.base import BackendName, BackendUnavailable, Enqueued, JobBackend, JobInfo, JobRefused, JobSpec
 from migrator.routing.cache import CachedFlags
 from migrator.routing.decide import Route, decide
 
 log = logging.getLogger("migrator.router")
 REMEMBERED_IDS = 10_000  # recent job ids whose backend a dependent job can follow without a lookup
 FALLBACKS: Counter[BackendName] = Counter()  # jobs sent to the other backend because theirs was unreachable
+# Jobs routed to the new backend that it could not carry (a payload value or option), sent to RQ instead: per job
+# name, in this process. `migrator status`/`drain-check` show them; the compat gate counts them before a flip.
+REFUSED: Counter[str] = Counter()
+REFUSAL_LOG_SECONDS = 60.0  # at most one warning per job name per minute: an app may enqueue thousands a second
+_refusal_logged: dict[str, float] = {}
+_refusal_lock = threading.Lock()
 
 
 class Router:
@@ -36,6 +43,8 @@ class Router:
             placed = self.backends[route.backend].enqueue(spec)
         except BackendUnavailable as exc:
             placed = self._fall_back(spec, route.backend, exc)
+        except JobRefused as exc:
+            placed = self._refused(spec, route.backend, exc)
         self._remember(placed)
         return placed
 
@@ -52,6 +61,10 @@ class Router:
                 placed = self.backends[name].enqueue_many(batch)
             except BackendUnavailable as exc:
                 placed = [self._fall_back(s, name, exc) for s in batch]
+            except JobRefused as exc:  # the batch is all or nothing: enqueue its jobs one by one instead
+                if not self._may_refuse(name):
+                    raise exc
+                placed = [self._one_or_legacy(s, name) for s in batch]
             for i, one in zip(indexes, placed):
                 out[i] = one
                 self._remember(one)
@@ -90,6 +103,33 @@ class Router:
             self._placed[placed.job_id] = placed.backend
             if len(self._placed) > REMEMBERED_IDS:
                 self._placed.popitem(last=False)
+
+    def _may_refuse(self, chosen: BackendName) -> bool:
+        """A refusal of the new backend goes to RQ while RQ is configured; otherwise it is the app's error."""
+        return chosen is BackendName.POSTGRES and self.backends.get(BackendName.RQ) is not None
+
+    def _one_or_legacy(self, spec: JobSpec, chosen: BackendName) -> Enqueued:
+        try:
+            return self.backends[chosen].enqueue(spec)
+        except JobRefused as exc:
+            return self._refused(spec, chosen, exc)
+
+    def _refused(self, spec: JobSpec, chosen: BackendName, exc: JobRefused) -> Enqueued:
+        """Never fail the app for what RQ can carry: the job goes to RQ, counted and marked in its meta."""
+        if not self._may_refuse(chosen):
+            raise exc
+        REFUSED[spec.job_name] += 1
+        now = time.monotonic()
+        with _refusal_lock:
+            last = _refusal_logged.get(spec.job_name)
+            due = last is None or now - last >= REFUSAL_LOG_SECONDS
+            if due:
+                _refusal_logged[spec.job_name] = now
+        if due:
+            log.warning("%s cannot carry job %s, enqueued on rq instead (%d so far in this process; logged at most "
+                        "once a minute): %s", chosen.value, spec.job_name, REFUSED[spec.job_name], exc)
+        meta = {**spec.meta, "migrator_refused": {"from": chosen.value, "reason": str(exc)[:200]}}
+        return self.backends[BackendName.RQ].enqueue(replace(spec, meta=meta))
 
     def _fall_back(self, spec: JobSpec, chosen: BackendName, exc: BackendUnavailable) -> Enqueued:
         if not self.fallback:
