@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from adapters.pg_backend.backend import PostgresBackend
+from adapters.pg_backend.playbook_state import PgPlaybookState
 from adapters.rq_backend import RQBackend
 from migrator import config
 from migrator.config import Settings
@@ -21,6 +22,11 @@ def postgres_backend(settings: Settings) -> PostgresBackend:
 def rq_backend(settings: Settings, connection: Any = None) -> RQBackend:
     """The legacy backend, on the app's own Redis connection when it passes one."""
     return RQBackend(connection if connection is not None else settings.redis_url)
+
+
+def playbook_state(settings: Settings) -> PgPlaybookState:
+    """Where playbook runs keep their progress and their one-runner lock."""
+    return PgPlaybookState(settings.database_url, settings.schema)
 
 
 def router_from_env(cls: type[R] = Router, redis: Any = None, fallback: bool | None = None,  # type: ignore[assignment]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,7 +12,7 @@ import psycopg
 from adapters import payload
 from adapters.spec import from_enqueue_data
 from adapters.base import (DEFAULT_TIMEOUT, BackendName, Enqueued, JobInfo,
-                           JobRefused, JobSpec, JobState, PendingJob, RetryPolicy, StateCount)
+                           JobRefused, JobSpec, JobState, PendingJob, RetryPolicy, RunStats, StateCount)
 from adapters.pg_backend.db import Database
 from adapters.pg_backend.liveness import LOCK_NAMESPACE
 
@@ -159,6 +159,13 @@ class PostgresBackend:
     def purge_finished(self, older_than_seconds: float) -> int:
         """Delete finished jobs older than the retention (expired results go by themselves)."""
         return self.db.execute("purge_finished_before", {"seconds": older_than_seconds})
+
+    def run_stats(self, since: datetime, job_names: Sequence[str] | None = None) -> RunStats:
+        """Jobs (of `job_names`, or all) started, finished or failed since `since`, and their p95 wait to start."""
+        row = self.db.fetch_one("run_stats", {"since": since, "funcs": list(job_names) if job_names is not None
+                                              else None})
+        started, finished, failed, p95 = row if row else (0, 0, 0, None)
+        return RunStats(int(started), int(finished), int(failed), float(p95) if p95 is not None else None)
 
     def take_pending(self, job_id: str, conn: psycopg.Connection[Any] | None = None) -> bool:
         """Remove one not-started job (for transfer); False if it started, finished or is gone."""

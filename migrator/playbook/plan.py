@@ -15,31 +15,36 @@ from migrator.playbook.values import (COMMON, HEALTH_KEYS, KEYS, PARAM, TOP, Hea
 
 ON_FAIL = ("stop", "rollback")
 BACKENDS = ("rq", "postgres", "all")
+# Where a job waits (adapters.base.Place) that a drain step may choose not to wait for.
+PLACES = {"queued", "scheduled", "retrying", "deferred", "started", "failed-retryable", "in-transfer", "stale"}
 
 
-def load(path: str | Path, overrides: Mapping[str, str] | None = None) -> Plan:
-    """Read and validate one plan file; `overrides` (from --set KEY=VALUE) fill its [params]."""
+def load(path: str | Path, overrides: Mapping[str, str] | None = None, lenient: bool = False) -> Plan:
+    """Read and validate one plan file; `overrides` (from --set KEY=VALUE) fill its [params]. `lenient` leaves
+    a param without a value as {name} (status and abort need the plan's name and steps, not its values)."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise BadInput(f"cannot read playbook {path}: {exc.strerror or exc}; give the path of a .toml plan") from exc
-    return parse(text, str(path), overrides or {})
+    return parse(text, str(path), overrides or {}, lenient)
 
 
-def parse(text: str, filename: str, overrides: Mapping[str, str] | None = None) -> Plan:
+def parse(text: str, filename: str, overrides: Mapping[str, str] | None = None, lenient: bool = False) -> Plan:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"{filename}: {exc}; fix the TOML syntax") from exc
-    return Validator(raw, filename, Locator(text), dict(overrides or {})).plan()
+    return Validator(raw, filename, Locator(text), dict(overrides or {}), lenient).plan()
 
 
 class Validator:
     """Turns tomllib's dict into a Plan, or raises BadInput at the first problem, with its line."""
 
-    def __init__(self, raw: dict[str, Any], filename: str, where: Locator, overrides: dict[str, str]) -> None:
+    def __init__(self, raw: dict[str, Any], filename: str, where: Locator, overrides: dict[str, str],
+                 lenient: bool = False) -> None:
         self.raw, self.filename, self.where, self.overrides = raw, filename, where, overrides
+        self.lenient = lenient
         self.params: dict[str, str] = {}
 
     def fail(self, table: str, key: str | None, expected: str, occurrence: int = 0) -> BadInput:
@@ -102,6 +107,8 @@ class Validator:
             if name not in self.params:
                 raise self.fail(table, key, f"unknown param {{{name}}}; declare it under [params]", occurrence)
             if not self.params[name]:
+                if self.lenient:
+                    return str(match.group(0))
                 raise self.fail(table, key, f"param {{{name}}} has no value; run with --set {name}=VALUE or give "
                                 f"it a default under [params]", occurrence)
             return self.params[name]
@@ -182,8 +189,11 @@ class Validator:
             scan = v.get("scan", True)
             if not isinstance(scan, bool):
                 raise self.fail("step", "scan", "expected true or false", i)
+            ignore = v.get("ignore", [])
+            if not isinstance(ignore, list) or any(x not in PLACES for x in ignore):
+                raise self.fail("step", "ignore", f"expected a list of places among {', '.join(sorted(PLACES))}", i)
             return with_(step, backend=backend, scan=scan, timeout=self._duration("step", v, "timeout", 600.0, i),
-                         quiet_period=self._duration("step", v, "quiet_period", 10.0, i))
+                         quiet_period=self._duration("step", v, "quiet_period", 10.0, i), ignore=tuple(ignore))
         if kind is Kind.TRANSFER:
             source, target = v.get("from", "rq"), v.get("to", "postgres" if v.get("from", "rq") == "rq" else "rq")
             for key, value in (("from", source), ("to", target)):

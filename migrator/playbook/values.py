@@ -37,7 +37,7 @@ KEYS: dict[Kind, tuple[set[str], set[str]]] = {
     Kind.UNFLIP: ({"job"}, {"job"}),
     Kind.ROLLOUT: ({"percent", "all"}, set()),
     Kind.SOAK: ({"duration", "max_failure_rate", "margin", "max_p95_wait", "min_runs"}, {"duration"}),
-    Kind.DRAIN: ({"backend", "job", "timeout", "quiet_period"}, set()),
+    Kind.DRAIN: ({"backend", "job", "timeout", "quiet_period", "ignore"}, set()),
     Kind.TRANSFER: ({"from", "to", "job"}, set()),
     Kind.CONFIRM: ({"text"}, {"text"}),
     Kind.CHECKLIST: ({"text", "items"}, set()),
@@ -84,6 +84,7 @@ class Step:
     queue: str = "default"  # canary
     text: str = ""
     items: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()  # drain: places that do not count (e.g. "scheduled": moved by a later transfer)
     health: HealthLimits | None = None  # soak: the plan's limits with this step's overrides
 
     @property
@@ -100,7 +101,8 @@ class Step:
         if self.kind is Kind.SOAK:
             return f"soak {self.duration:g}s"
         if self.kind is Kind.DRAIN:
-            return f"drain-check {self.job or self.backend}"
+            but = f" (but {', '.join(self.ignore)})" if self.ignore else ""
+            return f"drain-check {self.job or self.backend}{but}"
         if self.kind is Kind.TRANSFER:
             return f"transfer {self.job or 'all'} {self.source} -> {self.target}"
         return f"{self.kind} {self.job}" if self.job else str(self.kind)

@@ -32,6 +32,7 @@ PARAMS: dict[str, dict[str, dict]] = {
         "delete_failed": {"ids": ["q9"], "func": None}, "take_pending": {"id": "q2"},
         "list_workers": {"namespace": LOCK_NAMESPACE}, "schema_version": {},
         "count_running": {"namespace": LOCK_NAMESPACE, "func": None},
+        "run_stats": {"since": "2020-01-01T00:00:00Z", "funcs": None},
     },
     "routing.sql": {
         "lock_routing": {"key": 1}, "read_flags": {"prefix": "migrator_"},
@@ -39,6 +40,14 @@ PARAMS: dict[str, dict[str, dict]] = {
         "insert_history": {"actor": "t@h", "action": "flip", "job": "a.b", "detail": "{}", "before": "{}",
                            "after": "{}"},
         "list_history": {"limit": 5}, "record_seen": {"names": ["a.b"]}, "seen_jobs": {},
+    },
+    "playbook.sql": {
+        "try_lock_playbook": {"namespace": 1, "key": 2}, "unlock_playbook": {"namespace": 1, "key": 2},
+        "lock_holder": {"namespace": 1, "key": 2}, "latest_run": {"playbook": "p"}, "active_runs": {},
+        "start_run": {"playbook": "p", "fingerprint": "f"},
+        "set_run": {"id": 1, "status": "stopped", "step": 2, "message": "m"}, "run_steps": {"run_id": 1},
+        "save_step": {"run_id": 1, "idx": 1, "kind": "flip", "status": "done", "intent": "{}", "outcome": "{}",
+                      "next": 2},
     },
 }
 

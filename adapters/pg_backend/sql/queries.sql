@@ -235,3 +235,21 @@ GROUP BY 1, 2, 3;
 
 -- schema_version: the highest migration applied
 SELECT coalesce(max(version), 0) FROM {schema_version};
+
+-- run_stats: jobs (of some job names, or all) that started, finished or failed since a time, and the p95 wait from
+-- when each could run (enqueued, or its scheduled time) to its start; runnable jobs still waiting count with their
+-- wait so far, so a backlog shows before it starts. The playbook's health gate over a soak.
+WITH w AS (
+    SELECT state, started_at, finished_at,
+           CASE WHEN state = 'queued' AND run_at <= now() THEN now() - greatest(enqueued_at, run_at)
+                WHEN state <> 'queued' AND started_at >= %(since)s THEN started_at - greatest(enqueued_at, run_at)
+           END AS wait
+    FROM {jobs}
+    WHERE (started_at >= %(since)s OR finished_at >= %(since)s OR (state = 'queued' AND run_at <= now()))
+      AND (%(funcs)s::text[] IS NULL OR func = ANY(%(funcs)s))
+)
+SELECT count(*) FILTER (WHERE state <> 'queued' AND started_at >= %(since)s),
+       count(*) FILTER (WHERE state = 'finished' AND finished_at >= %(since)s),
+       count(*) FILTER (WHERE state = 'failed' AND finished_at >= %(since)s),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM wait))
+FROM w;
