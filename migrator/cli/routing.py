@@ -11,6 +11,7 @@ from rich.table import Column, Table
 
 from adapters.base import BackendName
 from migrator import wiring
+from migrator.playbook import state as playbook_state
 from migrator.routing import history, known_jobs, tables
 from migrator.routing import status as routing_status
 from migrator.cli.options import AppContext, console, emit_json, json_option, pass_app
@@ -151,10 +152,13 @@ def status(app: AppContext, as_json: bool) -> None:
     snapshot = FlagStore.from_settings(settings).snapshot()
     counters = {BackendName.POSTGRES: _postgres_counter(settings), BackendName.RQ: _rq_counter(settings)}
     report = routing_status.build(snapshot, _known(settings), counters)
+    playbooks = playbook_state.current_steps(wiring.playbook_state(settings))
     if as_json:
-        emit_json(report.to_json())
+        emit_json({**report.to_json(), "playbooks": [p.to_json() for p in playbooks]})
         return
     _render_status(report)
+    for p in playbooks:
+        _say(p.line())
 
 
 def _render_status(report: routing_status.StatusReport) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import LockHolder, PlaybookRunRow, PlaybookState, PlaybookStepRow
+from adapters.base import LockHolder, PlaybookRunRow, PlaybookState, PlaybookStepRow, SchemaMissing
 from migrator.errors import BadInput
 from migrator.playbook.values import Plan
 
@@ -60,3 +60,38 @@ def abort(state: PlaybookState, playbook: str) -> RunView:
         raise BadInput(f"playbook {playbook!r} {what}: nothing to abort")
     state.set_run(run.id, ABORTED, run.step, "aborted by the operator")
     return view(state, playbook)
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentStep:
+    """Where an unfinished run of a playbook is: what `migrator status` shows."""
+
+    playbook: str
+    run_id: int
+    status: str
+    step: int
+    kind: str  # of the step being run (or the last one reached), "" before the first
+    message: str
+
+    def line(self) -> str:
+        what = f"step {self.step}" + (f" ({self.kind})" if self.kind else "")
+        return f"playbook {self.playbook} run #{self.run_id}: {self.status} at {what}" + (
+            f": {self.message}" if self.message else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"playbook": self.playbook, "run": self.run_id, "status": self.status, "step": self.step,
+                "kind": self.kind, "message": self.message}
+
+
+def current_steps(state: PlaybookState) -> list[CurrentStep]:
+    """Every playbook with a run in progress or stopped, and its current step; none before the playbook tables
+    exist (a schema not migrated since playbooks came)."""
+    try:
+        active = state.active_runs()
+        out = []
+        for run in active:
+            rows = {s.index: s.kind for s in state.steps(run.id)}
+            out.append(CurrentStep(run.playbook, run.id, run.status, run.step, rows.get(run.step, ""), run.message))
+        return out
+    except SchemaMissing:
+        return []

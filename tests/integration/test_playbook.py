@@ -163,7 +163,7 @@ items = ["stop the RQ workers"]
     assert view.step(9).outcome["gate"]["values"]["moved"] == 1
 
 
-def test_a_failing_gate_stops_the_run_and_keeps_the_routing(ctx, tmp_path):
+def test_a_failing_gate_stops_the_run_and_keeps_the_routing(ctx, env, tmp_path):
     path = write_plan(tmp_path, '[[step]]\ndo = "flip"\njob = "tests.jobs.ledger_a"\n'
                                 '[[step]]\ndo = "canary"\ntimeout = "1s"\n')
     outcome = run(ctx, path)
@@ -172,6 +172,10 @@ def test_a_failing_gate_stops_the_run_and_keeps_the_routing(ctx, tmp_path):
     assert "tests.jobs.ledger_a" in ctx.flags.snapshot().flipped
     again = run(ctx, path)  # resumes at the gate: the flip is not made twice
     assert again.step == 2 and actors(ctx) == [("playbook:t#1:1", "flip")]
+    status = run_cli("status", "--json", **env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["playbooks"] == [{"playbook": "t", "run": 1, "status": "stopped", "step": 2,
+                                                       "kind": "canary", "message": again.message}]
 
 
 def test_a_failing_gate_with_rollback_undoes_the_routing_change_and_resumes_there(ctx, env, tmp_path):
