@@ -1,7 +1,9 @@
-"""The JobBackend protocol every adapter implements, and the frozen values that cross it."""
+"""The JobBackend protocol every adapter implements, and the frozen values that cross it: what migrator's routing,
+drain, transfer and compat know of a backend. migrator never imports a concrete adapter outside wiring (and
+transfer, whose two-phase move is pairwise by nature)."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,11 +16,15 @@ DEFAULT_FAILURE_TTL = 365 * 24 * 3600  # RQ keeps failed jobs a year
 
 
 class BackendName(StrEnum):
+    """The two backends, in the design's words."""
+
     RQ = "rq"  # the legacy backend
     POSTGRES = "postgres"  # the new backend
 
 
 class JobState(StrEnum):
+    """A job's state in either backend, in RQ's words where RQ has one."""
+
     QUEUED = "queued"  # runnable now
     SCHEDULED = "scheduled"  # runnable at a later time
     DEFERRED = "deferred"  # waiting on dependencies
@@ -31,6 +37,39 @@ class JobState(StrEnum):
 
 PENDING_STATES = frozenset({JobState.QUEUED, JobState.SCHEDULED, JobState.DEFERRED, JobState.STARTED,
                             JobState.RETRYING})
+
+
+# The job name of a count that was not broken down per job name (counted from sizes only).
+ANY_JOB = "*"
+
+
+class Place(StrEnum):
+    """Where a job sits, finer than JobState: a drain report must say *why* a backend is not empty."""
+
+    QUEUED = "queued"
+    INTERMEDIATE = "intermediate"  # popped by an RQ worker, not yet registered as started
+    SCHEDULED = "scheduled"
+    RETRYING = "retrying"  # failed once, waiting (queued or scheduled) for its next attempt
+    DEFERRED = "deferred"
+    STARTED = "started"
+    STALE = "stale"  # held by a worker that is dead
+    FAILED_RETRYABLE = "failed-retryable"  # in RQ's failed registry with retries left
+    RQ_SCHEDULER = "rq-scheduler"  # rq-scheduler's own schedule, outside RQ's registries
+    IN_TRANSFER = "in-transfer"  # taken out by a transfer that was interrupted: neither backend runs it yet
+    FAILED = "failed"
+    FINISHED = "finished"
+    CANCELED = "canceled"
+
+
+# Listed for the record, never a reason to wait: nothing will run them again by itself.
+DONE_PLACES = frozenset({Place.FAILED, Place.FINISHED, Place.CANCELED})
+# Places whose jobs need a live worker of their queue to ever leave.
+NEEDS_WORKER = frozenset(Place) - DONE_PLACES - {Place.STARTED, Place.RQ_SCHEDULER, Place.IN_TRANSFER}
+# Where a job in each JobState sits, when nothing finer is known.
+PLACE_OF_STATE = {JobState.QUEUED: Place.QUEUED, JobState.SCHEDULED: Place.SCHEDULED,
+                  JobState.RETRYING: Place.RETRYING, JobState.DEFERRED: Place.DEFERRED,
+                  JobState.STARTED: Place.STARTED, JobState.FAILED: Place.FAILED,
+                  JobState.FINISHED: Place.FINISHED, JobState.CANCELED: Place.CANCELED}
 
 
 class BackendError(Exception):
@@ -90,6 +129,8 @@ class JobSpec:
 
 @dataclass(frozen=True, slots=True)
 class Enqueued:
+    """What a backend says after taking a job: which backend, the job's id, queue and job name."""
+
     backend: BackendName
     job_id: str
     queue: str
@@ -98,10 +139,15 @@ class Enqueued:
 
 @dataclass(frozen=True, slots=True)
 class StateCount:
+    """Jobs of one queue, job name (ANY_JOB when counted from sizes) and state."""
+
     queue: str
     job_name: str
     state: JobState
     count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"queue": self.queue, "job": self.job_name, "state": str(self.state), "count": self.count}
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +162,8 @@ class PendingJob:
 
 @dataclass(frozen=True, slots=True)
 class JobInfo:
+    """One job as either backend reports it: state, attempts, result or error, times, worker."""
+
     backend: BackendName
     job_id: str
     job_name: str
@@ -131,24 +179,122 @@ class JobInfo:
     finished_at: datetime | None = None
     worker: str | None = None  # who runs it now: RQ's worker name; "hostname:pid" on the new backend
 
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.job_id, "backend": str(self.backend), "state": str(self.state), "queue": self.queue,
+                "job": self.job_name, "attempts": self.attempts, "enqueued_at": _iso(self.enqueued_at),
+                "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at), "worker": self.worker,
+                "result": self.result, "error_type": self.error_type, "error_message": self.error_message,
+                "traceback": self.traceback}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Remaining:
+    """Jobs of one queue and job name in one place of one backend: a row of a drain report."""
+
+    backend: BackendName
+    queue: str
+    job_name: str  # ANY_JOB when counted from sizes only
+    place: Place
+    count: int
+
+    @property
+    def pending(self) -> bool:
+        return self.place not in DONE_PLACES
+
+    def to_json(self) -> dict[str, Any]:
+        return {"backend": str(self.backend), "queue": self.queue, "job": self.job_name, "state": str(self.place),
+                "count": self.count, "pending": self.pending}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One worker of a backend, judged alive or dead by the adapter (each backend knows how its workers die)."""
+
+    backend: BackendName
+    name: str
+    queues: tuple[str, ...]
+    alive: bool
+    detail: str  # why alive or dead, in a few words: "busy", "idle", "process 123 is gone"
+    hostname: str | None = None
+    pid: int | None = None
+    state: str = ""  # the backend's own word: RQ's idle/busy/suspended; "running"/"idle" on the new backend
+    current_job_id: str | None = None
+    started_at: datetime | None = None
+    last_heartbeat: datetime | None = None
+    running: int = 0  # jobs it holds now
+    runs_scheduler: bool | None = None  # RQ: True/False when RQ records it, None when it cannot tell
+    worker_id: int | None = None  # the new backend's numeric worker id
+
+    def to_json(self) -> dict[str, Any]:
+        return {"backend": str(self.backend), "name": self.name, "queues": list(self.queues), "alive": self.alive,
+                "detail": self.detail, "host": self.hostname, "pid": self.pid, "state": self.state,
+                "current_job_id": self.current_job_id, "started_at": _iso(self.started_at),
+                "heartbeat_at": _iso(self.last_heartbeat), "running": self.running,
+                "runs_scheduler": self.runs_scheduler, "id": self.worker_id}
+
+
+# Says whether a job name is routed to the other backend (so its arrivals are worth dating: stray enqueues).
+Watch = Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """What remains in one backend: every pending (and, listed only, done) job by queue, job name and place, the
+    workers that serve it, and what the adapter saw that the drain check must warn about."""
+
+    backend: BackendName
+    rows: tuple[Remaining, ...]
+    workers: tuple[WorkerInfo, ...]
+    per_job: bool = True  # False: counted from sizes, job names not read
+    # (job name, when it entered the backend) of pending jobs read one by one whose job name `watch` accepted
+    arrivals: tuple[tuple[str, datetime], ...] = ()
+    # (queue, scheduled jobs) of queues whose scheduled jobs no live scheduler will ever enqueue
+    unscheduled: tuple[tuple[str, int], ...] = ()
+
 
 @runtime_checkable
 class JobBackend(Protocol):
     """What the router, drain, transfer and compat need from a backend."""
 
     name: BackendName
+    @property
+    def url(self) -> str:
+        """Where its server is; may hold a password: pass it through adapters.urls.mask_url to show it."""
 
-    def ping(self) -> None: ...
+    def ping(self) -> None:
+        """Raise BackendUnavailable at once (one plain connection, no pool retries) when the server is down."""
+
+    def close(self) -> None: ...
 
     def enqueue(self, spec: JobSpec) -> Enqueued: ...
 
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]: ...
 
-    def counts(self, queue: str | None = None, func: str | None = None) -> list[StateCount]: ...
+    def refusal(self, spec: JobSpec) -> str | None:
+        """Why this backend cannot carry the job (an option it cannot honour, a value it cannot encode); None if
+        it can. Asks without enqueuing: the compat checker and transfer test payloads with it."""
 
-    def iter_pending(self, queue: str | None = None, func: str | None = None) -> Iterator[PendingJob]: ...
+    def counts(self, queue: str | None = None, job_name: str | None = None,
+               by_job: bool = False) -> list[StateCount]:
+        """Per queue and state; per job name when `job_name` or `by_job` is given (a backend may always be)."""
+
+    def iter_pending(self, queue: str | None = None, job_name: str | None = None) -> Iterator[PendingJob]: ...
 
     def fetch_job(self, job_id: str) -> JobInfo | None: ...
+
+    def remove_pending(self, job_id: str) -> bool:
+        """Delete one job no worker has taken; False when it started, ended or is gone."""
+
+    def workers(self) -> list[WorkerInfo]: ...
+
+    def inventory(self, job_name: str | None = None, *, queues: Sequence[str] = (), per_job: bool | None = None,
+                  watch: Watch | None = None) -> Inventory:
+        """What remains (pending and done), per queue, job name and place; `per_job` None lets the backend choose
+        sizes alone when reading every job would be slow; `queues` adds queues to look at beyond those it knows."""
 
 
 # -- routing persistence: where the flags, their audit log, the job names seen and the routers' presence live ----

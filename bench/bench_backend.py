@@ -240,7 +240,7 @@ class PGSide:
 
     def wait_idle_worker(self) -> None:
         deadline = time.time() + 30
-        while not any(w["alive"] for w in self.backend.list_workers()):
+        while not any(w.alive for w in self.backend.workers()):
             if time.time() > deadline:
                 raise TimeoutError("the idle migrator worker did not register")
             time.sleep(0.05)

@@ -4,15 +4,17 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from adapters.base import JobSpec, JobState
-from adapters.pg_backend.backend import PostgresBackend
+from adapters.base import JobBackend, JobSpec, JobState
 
 CANARY_FUNC = "adapters.pg_backend.canary.noop"
 
 
 @dataclass(frozen=True, slots=True)
 class CanaryResult:
+    """What the canary saw: performed or not, in how long, and why not."""
+
     ok: bool
     job_id: str
     state: str
@@ -20,8 +22,12 @@ class CanaryResult:
     live_workers: int
     detail: str
 
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "job_id": self.job_id, "state": self.state, "seconds": round(self.seconds, 3),
+                "live_workers": self.live_workers, "detail": self.detail}
 
-def run_canary(backend: PostgresBackend, queue: str = "default", timeout: float = 30.0) -> CanaryResult:
+
+def run_canary(backend: JobBackend, queue: str = "default", timeout: float = 30.0) -> CanaryResult:
     """Enqueue the canary and wait; the job is removed afterwards unless it failed (kept for inspection)."""
     token = uuid.uuid4().hex
     job_id = f"canary-{token}"
@@ -36,7 +42,7 @@ def run_canary(backend: PostgresBackend, queue: str = "default", timeout: float 
             break
         time.sleep(0.02)
     seconds = time.monotonic() - started
-    live = [w for w in backend.list_workers() if w["alive"] and queue in w["queues"]]
+    live = [w for w in backend.workers() if w.alive and queue in w.queues]
     state = info.state.value if info else "missing"
     if info and info.state == JobState.FINISHED:
         return CanaryResult(True, job_id, state, seconds, len(live), f"performed by {info.result}")
@@ -47,5 +53,5 @@ def run_canary(backend: PostgresBackend, queue: str = "default", timeout: float 
     else:
         detail = f"{len(live)} live worker(s) serve {queue!r} but none ran the canary within {timeout:.0f}s (busy?)"
     if info and info.state in (JobState.QUEUED, JobState.SCHEDULED):
-        backend.take_pending(job_id)  # do not leave a canary behind to run later
+        backend.remove_pending(job_id)  # do not leave a canary behind to run later
     return CanaryResult(False, job_id, state, seconds, len(live), detail)

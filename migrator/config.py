@@ -18,6 +18,8 @@ DEFAULT_DATABASE_URL = "postgresql://127.0.0.1:5432/postgres"
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """Everything configurable, resolved once: environment over migrator.toml over defaults."""
+
     redis_url: str = DEFAULT_REDIS_URL
     database_url: str = DEFAULT_DATABASE_URL
     job_modules: tuple[str, ...] = ()

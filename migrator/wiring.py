@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from adapters.pg_backend import schema, supervisor
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.pg_backend.playbook_state import PgPlaybookState
+from adapters.pg_backend.routing_tables import RoutingTables
+from adapters.pg_backend.worker import WorkerOptions
 from adapters.rq_backend import RQBackend
 from migrator import config
 from migrator.config import Settings
 from migrator.routing.cache import CachedFlags
+from migrator.routing.flag_store import FlagStore
 from migrator.routing.router import Router
 
 R = TypeVar("R", bound=Router)
@@ -24,9 +28,23 @@ def rq_backend(settings: Settings, connection: Any = None) -> RQBackend:
     return RQBackend(connection if connection is not None else settings.redis_url)
 
 
+def routing_tables(settings: Settings) -> RoutingTables:
+    """Where routing lives: the flags, their audit log, the job names seen, the routers' presence."""
+    return RoutingTables(settings.database_url, settings.schema)
+
+
+def flag_store(settings: Settings) -> FlagStore:
+    return FlagStore(routing_tables(settings))
+
+
 def playbook_state(settings: Settings) -> PgPlaybookState:
     """Where playbook runs keep their progress and their one-runner lock."""
     return PgPlaybookState(settings.database_url, settings.schema)
+
+
+def cached_flags(settings: Settings) -> CachedFlags:
+    """This process's routing cache (not started: start() reads once, then refreshes in the background)."""
+    return CachedFlags(flag_store(settings), settings.flag_cache_seconds)
 
 
 def router_from_env(cls: type[R] = Router, redis: Any = None, fallback: bool | None = None,  # type: ignore[assignment]
@@ -35,6 +53,25 @@ def router_from_env(cls: type[R] = Router, redis: Any = None, fallback: bool | N
     settings = settings or config.load()
     legacy = rq_backend(settings, connection=redis)
     new = postgres_backend(settings)
-    flags = CachedFlags.from_settings(settings).start()
+    flags = cached_flags(settings).start()
     chosen = bool(settings.extra.get("fallback", False)) if fallback is None else fallback
     return cls(legacy, new, flags, chosen)
+
+
+def migrate_schema(settings: Settings) -> tuple[list[str], int]:
+    """Apply the new backend's pending migrations: (names applied, schema version now)."""
+    return schema.migrate(settings.database_url, settings.schema), schema.latest_version()
+
+
+def worker_options(settings: Settings, **given: Any) -> WorkerOptions:
+    """The worker's options: what the command line gave, else the configuration's, else the defaults."""
+    chosen: dict[str, Any] = {"poll_seconds": settings.poll_interval_seconds, "recovery_grace": settings.recovery_grace_seconds,
+              "reap_seconds": settings.reap_interval_seconds, "queues": settings.queues}
+    chosen.update({k: v for k, v in given.items() if v is not None})
+    return WorkerOptions(**chosen)
+
+
+def run_workers(settings: Settings, options: WorkerOptions, concurrency: int) -> int:
+    """Run the new backend's worker processes until stopped; the exit code."""
+    postgres_backend(settings).ping()  # fail fast, with one line, when Postgres is unreachable
+    return supervisor.run_workers(settings.database_url, options, concurrency, settings.schema)

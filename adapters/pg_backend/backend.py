@@ -11,8 +11,10 @@ import psycopg
 
 from adapters import payload
 from adapters.spec import from_enqueue_data
-from adapters.base import (DEFAULT_TIMEOUT, BackendName, Enqueued, JobInfo,
-                           JobRefused, JobSpec, JobState, PendingJob, RetryPolicy, RunStats, StateCount)
+from adapters.base import (DEFAULT_TIMEOUT, BackendName, Enqueued, Inventory, JobInfo, JobRefused, JobSpec,
+                           JobState, PendingJob, RetryPolicy, RunStats, StateCount, Watch, WorkerInfo)
+from adapters.pg_backend import db as pg_db
+from adapters.pg_backend import remaining
 from adapters.pg_backend.db import Database
 from adapters.pg_backend.liveness import LOCK_NAMESPACE
 
@@ -84,8 +86,8 @@ class PostgresBackend:
         return self.db.url
 
     def ping(self) -> None:
-        with self.db.connection() as conn:
-            conn.execute("SELECT 1")
+        """One plain connection, not the pool: the pool would log every failed attempt before it gave up."""
+        pg_db.connect(self.url, application_name="migrator-ping").close()
 
     def close(self) -> None:
         self.db.close()
@@ -128,8 +130,18 @@ class PostgresBackend:
                 c.execute(self.db.queries["insert_bulk"], prepare=True)
         return [Enqueued(self.name, job_id, s.queue, s.job_name) for job_id, s in zip(ids, specs)]
 
+    def refusal(self, spec: JobSpec) -> str | None:
+        """Why this backend cannot carry the job (an RQ option it cannot honour, a value tagged JSON cannot
+        encode, named by its argument path); None when it can."""
+        try:
+            row_params(spec)
+        except JobRefused as exc:
+            return str(exc)
+        return None
+
     # -- inspection ------------------------------------------------------------------------------------------
-    def counts(self, queue: str | None = None, job_name: str | None = None) -> list[StateCount]:
+    def counts(self, queue: str | None = None, job_name: str | None = None, by_job: bool = True) -> list[StateCount]:
+        """Per queue, job name and state, always (one GROUP BY): `by_job` is accepted for the protocol."""
         rows = self.db.fetch_all("count_states", {"queue": queue, "func": job_name})
         return [StateCount(q, f, JobState(s), int(n)) for q, f, s, n in rows]
 
@@ -167,19 +179,19 @@ class PostgresBackend:
         started, finished, failed, p95 = row if row else (0, 0, 0, None)
         return RunStats(int(started), int(finished), int(failed), float(p95) if p95 is not None else None)
 
-    def take_pending(self, job_id: str, conn: psycopg.Connection[Any] | None = None) -> bool:
+    def remove_pending(self, job_id: str, conn: psycopg.Connection[Any] | None = None) -> bool:
         """Remove one not-started job (for transfer); False if it started, finished or is gone."""
         return bool(self.db.fetch_all("take_pending", {"id": job_id}, conn=conn))
 
-    def running_by_liveness(self, job_name: str | None = None) -> list[tuple[str, str, bool, int]]:
-        """(queue, job name, whether its worker is alive, count) of running jobs."""
-        rows = self.db.fetch_all("count_running", {"namespace": LOCK_NAMESPACE, "func": job_name})
-        return [(q, f, bool(alive), int(n)) for q, f, alive, n in rows]
+    def workers(self) -> list[WorkerInfo]:
+        """Registered workers, alive or not (alive: its session holds the worker's liveness lock)."""
+        return remaining.workers(self.db)
 
-    def list_workers(self) -> list[dict[str, Any]]:
-        rows = self.db.fetch_all("list_workers", {"namespace": LOCK_NAMESPACE})
-        keys = ("id", "hostname", "pid", "queues", "started_at", "heartbeat_at", "running", "alive")
-        return [dict(zip(keys, row)) for row in rows]
+    def inventory(self, job_name: str | None = None, *, queues: Sequence[str] = (), per_job: bool | None = None,
+                  watch: Watch | None = None) -> Inventory:
+        """What remains, always per job name (one GROUP BY is cheap at any depth); `queues`, `per_job` and
+        `watch` are accepted for the protocol (no stray enqueues can reach the new backend around the router)."""
+        return remaining.take_inventory(self.db, self.counts(job_name=job_name), job_name)
 
 
 def _state(state: str, run_at: datetime | None, attempts: int) -> JobState:

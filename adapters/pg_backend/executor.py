@@ -28,6 +28,8 @@ class FunctionNotFound(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
+    """One job row as the worker claimed it: everything needed to run it and judge the outcome."""
+
     id: str
     queue: str
     job_name: str
@@ -48,6 +50,8 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """What running one job came to, as the worker writes it back: success, failure (retry?) or expiry."""
+
     job_id: str
     ok: bool
     result: str | None = None  # JSON text

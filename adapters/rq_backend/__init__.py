@@ -1,5 +1,4 @@
 """The legacy backend: RQ on Redis, enqueued through rq's API and inspected through its registries."""
 from adapters.rq_backend.backend import RQBackend
-from adapters.rq_backend.workers import RQWorker
 
-__all__ = ["RQBackend", "RQWorker"]
+__all__ = ["RQBackend"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import rq
@@ -10,12 +10,13 @@ from redis import Redis
 from rq.job import Job
 from rq.serializers import resolve_serializer
 
-from adapters.base import BackendName, Enqueued, JobInfo, JobSpec, JobState, PendingJob, StateCount
+from adapters.base import (BackendName, Enqueued, Inventory, JobInfo, JobRefused, JobSpec, JobState, PendingJob,
+                           StateCount, Watch, WorkerInfo)
 from adapters.rq_backend import connection as conn_mod
 from adapters.rq_backend import enqueue as opts
-from adapters.rq_backend import inventory, jobinfo, removal
+from adapters.rq_backend import inventory, jobinfo, remaining, removal
 from adapters.rq_backend.connection import reachable
-from adapters.rq_backend.workers import RQWorker, list_workers
+from adapters.rq_backend.workers import list_workers
 
 
 class RQBackend:
@@ -99,12 +100,23 @@ class RQBackend:
         holders = [h for name in names for h in inventory.queue_holders(self.queue(name))]
         return holders + inventory.rate_limited_holders(self.connection)
 
-    def counts(self, queue: str | None = None, job_name: str | None = None, by_func: bool = False) -> list[StateCount]:
-        """Per queue and state; per job name too when `job_name` is given or `by_func` (which reads every job's
-        name); otherwise a count's job_name is inventory.ANY_FUNC and costs one LLEN/ZCARD per registry."""
+    def refusal(self, spec: JobSpec) -> str | None:
+        """Why RQ cannot take this job: an option it has no word for, or a payload the app's serializer refuses."""
+        try:
+            opts.refuse_unsupported(spec)
+            self.serializer.dumps((spec.job_name, None, spec.args, dict(spec.kwargs)))
+        except JobRefused as exc:
+            return str(exc)
+        except Exception as exc:  # the app's serializer may raise anything: it is the reason
+            return f"rq's serializer refuses the payload: {type(exc).__name__}: {exc}"
+        return None
+
+    def counts(self, queue: str | None = None, job_name: str | None = None, by_job: bool = False) -> list[StateCount]:
+        """Per queue and state; per job name too when `job_name` is given or `by_job` (which reads every job's
+        name); otherwise a count's job_name is ANY_JOB and costs one LLEN/ZCARD per registry."""
         with reachable(self.url):
             holders = self._holders(queue)
-            if job_name is None and not by_func:
+            if job_name is None and not by_job:
                 return _only_queue(inventory.fast_counts(self.connection, holders, self.job_class), queue)
             return inventory.scan_counts(self.connection, holders, self.job_class, self.serializer, job_name, queue)
 
@@ -137,9 +149,18 @@ class RQBackend:
         with reachable(self.url):
             return removal.requeue_failed(self.connection, self.queue, self.job_class, job_id)
 
-    def workers(self, worker_class: type[rq.Worker] = rq.Worker) -> list[RQWorker]:
+    def workers(self, worker_class: type[rq.Worker] = rq.Worker) -> list[WorkerInfo]:
+        """Registered RQ workers, each judged alive or dead (RQ keeps a SIGKILLed worker registered for minutes)."""
         with reachable(self.url):
             return list_workers(self.connection, worker_class)
+
+    def inventory(self, job_name: str | None = None, *, queues: Sequence[str] = (), per_job: bool | None = None,
+                  watch: Watch | None = None) -> Inventory:
+        """What remains of `job_name` (or of every job) in every queue RQ knows, plus `queues`."""
+        with reachable(self.url):
+            names = sorted(set(self.queues()) | set(queues))
+            source = remaining.Source(self.connection, self.queue, self.job_class, self.serializer)
+            return remaining.take_inventory(source, names, self.workers(), job_name, per_job, watch)
 
 
 def _only_queue(counts: list[StateCount], queue: str | None) -> list[StateCount]:

@@ -15,22 +15,32 @@ import rq
 from redis import Redis
 from rq.registry import BaseRegistry, ScheduledJobRegistry
 
-from adapters.base import PENDING_STATES, JobState, PendingJob, StateCount
+from adapters.base import ANY_JOB, PENDING_STATES, PLACE_OF_STATE, JobState, PendingJob, Place, StateCount
 from adapters.rq_backend import compat, decode
 
 BATCH = 500  # ids per pipelined round trip: large enough to amortise latency, small enough to stay flat
-ANY_FUNC = "*"  # the job name of a count that was not broken down per job name
 SCAN_FIELDS = ("origin", *decode.COUNT_FIELDS)
+
+try:  # rq-scheduler keeps its own schedule; its key is only trusted from the package itself
+    from rq_scheduler import Scheduler as _RQScheduler  # type: ignore[import-not-found,unused-ignore]
+    RQ_SCHEDULER_KEY: str | None = str(_RQScheduler.scheduled_jobs_key)
+except ImportError:
+    RQ_SCHEDULER_KEY = None
 
 
 @dataclass(frozen=True, slots=True)
 class Holder:
     """One Redis structure holding job ids in one state: a queue's list, or a sorted set (registry)."""
 
-    queue: str  # "" for RQ 3's rate-limit sets, which span queues: each job's origin says its queue
+    queue: str  # "" for sets that span queues (RQ 3's rate limits, rq-scheduler): each job's origin says its queue
     state: JobState
     key: str
     source: rq.Queue | BaseRegistry | None  # what lists the ids; None: a plain sorted set of job ids
+    place: Place | None = None  # where its jobs are, for a drain report (None: the place of `state`)
+
+    @property
+    def where(self) -> Place:
+        return self.place or PLACE_OF_STATE[self.state]
 
     @property
     def is_list(self) -> bool:
@@ -49,6 +59,13 @@ def queue_holders(queue: rq.Queue) -> list[Holder]:
 
 def rate_limited_holders(connection: Redis) -> list[Holder]:
     return [Holder("", JobState.QUEUED, key, None) for key in compat.rate_limited_keys(connection)]
+
+
+def rq_scheduler_holders() -> list[Holder]:
+    """rq-scheduler's own schedule, when the package is installed: jobs it will enqueue later."""
+    if RQ_SCHEDULER_KEY is None:
+        return []
+    return [Holder("", JobState.SCHEDULED, RQ_SCHEDULER_KEY, None, Place.RQ_SCHEDULER)]
 
 
 def sizes(connection: Redis, holders: Sequence[Holder]) -> list[int]:
@@ -97,15 +114,23 @@ def fetch_fields(connection: Redis, job_class: type[rq.job.Job], ids: Sequence[s
     return [dict(zip(fields, r)) if any(v is not None for v in r) else None for r in replies]
 
 
+def scan(connection: Redis, holder: Holder, job_class: type[rq.job.Job],
+         fields: Sequence[str] | None) -> Iterator[tuple[list[tuple[str, float | None]], list[dict[str, Any] | None]]]:
+    """The one way through a holder: pages of (id, score) with the asked hash fields of each job (all fields when
+    `fields` is None), one pipelined round trip per page."""
+    for page in id_pages(connection, holder):
+        yield page, fetch_fields(connection, job_class, [i for i, _ in page], fields)
+
+
 def fast_counts(connection: Redis, holders: Sequence[Holder], job_class: type[rq.job.Job]) -> list[StateCount]:
     """Counts per queue and state from sizes alone, except that scheduled jobs are read (one small HMGET each)
     to tell a retry waiting for its interval from a job scheduled by the app."""
     tally: Counter[tuple[str, str, JobState]] = Counter()
     for holder, size in zip(holders, sizes(connection, holders)):
         if size and (holder.state is JobState.SCHEDULED or not holder.queue):
-            tally.update(_scan(connection, holder, job_class, None, None, per_func=False))
+            tally.update(_scan(connection, holder, job_class, None, None, per_job=False))
         elif size:
-            tally[(holder.queue, ANY_FUNC, holder.state)] += size
+            tally[(holder.queue, ANY_JOB, holder.state)] += size
     return _as_counts(tally)
 
 
@@ -114,19 +139,19 @@ def scan_counts(connection: Redis, holders: Sequence[Holder], job_class: type[rq
     """Counts per queue, job name and state, reading the job name of every listed job."""
     tally: Counter[tuple[str, str, JobState]] = Counter()
     for holder in holders:
-        tally.update(_scan(connection, holder, job_class, serializer, job_name, per_func=True, queue=queue))
+        tally.update(_scan(connection, holder, job_class, serializer, job_name, per_job=True, queue=queue))
     return _as_counts(tally)
 
 
 def _scan(connection: Redis, holder: Holder, job_class: type[rq.job.Job], serializer: Any, job_name: str | None,
-          per_func: bool, queue: str | None = None) -> Counter[tuple[str, str, JobState]]:
+          per_job: bool, queue: str | None = None) -> Counter[tuple[str, str, JobState]]:
     tally: Counter[tuple[str, str, JobState]] = Counter()
-    fields = SCAN_FIELDS if per_func else ("origin", "status", "started_at", "number_of_retries")
-    for page in id_pages(connection, holder):
-        for row in fetch_fields(connection, job_class, [i for i, _ in page], fields):
+    fields = SCAN_FIELDS if per_job else ("origin", "status", "started_at", "number_of_retries")
+    for _, rows in scan(connection, holder, job_class, fields):
+        for row in rows:
             row = row or {}
             s = {k: decode.text(v) for k, v in row.items() if k != "data"}
-            name = decode.func_name(row.get("data"), serializer) if per_func else ANY_FUNC
+            name = decode.func_name(row.get("data"), serializer) if per_job else ANY_JOB
             where = holder.queue or s.get("origin") or ""
             if (job_name is None or name == job_name) and (queue is None or where == queue):
                 state = decode.waiting_state(holder.state, s.get("status"), s.get("started_at"),
@@ -145,8 +170,7 @@ def pending(connection: Redis, holders: Iterable[Holder], job_class: type[rq.job
     for holder in holders:
         if holder.state not in PENDING_STATES:
             continue
-        for page in id_pages(connection, holder):
-            hashes = fetch_fields(connection, job_class, [i for i, _ in page], None)
+        for page, hashes in scan(connection, holder, job_class, None):
             for (job_id, score), raw in zip(page, hashes):
                 run_at = _run_at(holder, score)
                 job = decode.pending_job(job_id, holder.queue, holder.state, raw, serializer, run_at)

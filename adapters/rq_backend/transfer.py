@@ -6,7 +6,6 @@ will). RQ's own key names come from RQ's classes; only our two keys are spelled 
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,12 +14,11 @@ from typing import Any
 import rq
 from redis.exceptions import WatchError
 
-from adapters.base import JobSpec, JobState, PendingJob
+from adapters.base import BackendError, JobSpec, JobState, PendingJob
 from adapters.rq_backend import decode
+from adapters.rq_backend.holding import HOLDING, LANDED, held_jobs
 from adapters.rq_backend.backend import RQBackend
 
-HOLDING = "migrator:transfer:holding"  # job id -> where it was claimed from (JSON), while moving to Postgres
-LANDED = "migrator:transfer:landed"  # ids enqueued into RQ by a transfer whose Postgres side is not cleaned up
 # A scheduled job due within this many seconds is left to RQ's scheduler: its enqueue is not atomic (it reads
 # the due ids, then re-saves each job and pushes it), so claiming a due job could let it run on both sides. It
 # reaches the queue list within a second or two, where a later pass claims it safely. The margin covers clock
@@ -152,18 +150,7 @@ def claim(backend: RQBackend, source: Source, ids: Sequence[str]) -> Claimed:
 
 def held(backend: RQBackend) -> list[PendingJob]:
     """Jobs an interrupted transfer claimed and did not finish, as they are now."""
-    records = backend.connection.hgetall(HOLDING)
-    found = []
-    with backend.connection.pipeline(transaction=False) as pipe:
-        for job_id in records:
-            pipe.hgetall(_job(backend, decode.text(job_id) or "").key)
-        hashes = pipe.execute()
-    for (job_id, record), raw in zip(records.items(), hashes):
-        where = json.loads(record)
-        source = Source("", JobState(where["state"]), where["key"], where["kind"] == "list")
-        score = float(where["score"]) if where.get("score") else None
-        found.append(_pending(backend, source, decode.text(job_id) or "", score, raw))
-    return found
+    return held_jobs(backend.connection, backend.job_class, backend.serializer)
 
 
 def held_ids(backend: RQBackend) -> list[str]:
@@ -198,7 +185,7 @@ def land(backend: RQBackend, specs: Sequence[JobSpec]) -> tuple[set[str], set[st
             return _land_once(backend, specs)
         except WatchError:  # one of these ids appeared in RQ meanwhile: look again
             continue
-    raise WatchError("job ids kept changing in RQ while transferring; run transfer again")
+    raise BackendError("job ids kept changing in RQ while transferring; run transfer again")
 
 
 def _land_once(backend: RQBackend, specs: Sequence[JobSpec]) -> tuple[set[str], set[str]]:

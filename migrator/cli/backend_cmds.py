@@ -5,13 +5,10 @@ import sys
 
 import click
 
-from adapters.pg_backend import schema
-from adapters.pg_backend.supervisor import run_workers
-from adapters.pg_backend.worker import WorkerOptions
 from migrator import canary, wiring
 from migrator.cli.options import AppContext, console, emit_json, json_option, pass_app
 from migrator.config import mask_url
-from migrator.errors import BadInput
+from migrator.errors import BadInput, CheckFailed
 
 
 @click.group()
@@ -25,15 +22,15 @@ def db() -> None:
 def migrate(app: AppContext, as_json: bool) -> None:
     """Create or upgrade the schema (idempotent, versioned, safe to run from several processes at once)."""
     settings = app.settings()
-    applied = schema.migrate(settings.database_url, settings.schema)
+    applied, version = wiring.migrate_schema(settings)
     if as_json:
-        emit_json({"applied": applied, "version": schema.latest_version()})
+        emit_json({"applied": applied, "version": version})
         return
     where = mask_url(settings.database_url)
     if applied:
-        console.print(f"migrated {where}: applied {', '.join(applied)} (schema version {schema.latest_version()})")
+        console.print(f"migrated {where}: applied {', '.join(applied)} (schema version {version})")
     else:
-        console.print(f"{where} is up to date (schema version {schema.latest_version()})")
+        console.print(f"{where} is up to date (schema version {version})")
 
 
 def _queues(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -62,14 +59,10 @@ def worker(app: AppContext, queues: str | None, concurrency: int, burst: bool, b
            recovery_grace: float | None, shutdown_grace: float, missing_function_attempts: int) -> None:
     """Run the new backend's worker."""
     settings = app.settings()
-    options = WorkerOptions(
-        queues=_queues(queues, settings.queues), batch=batch, burst=burst,
-        poll_seconds=settings.poll_interval_seconds,
-        recovery_grace=settings.recovery_grace_seconds if recovery_grace is None else recovery_grace,
-        reap_seconds=settings.reap_interval_seconds, shutdown_grace=shutdown_grace,
-        missing_function_attempts=missing_function_attempts)
-    wiring.postgres_backend(settings).ping()  # fail fast, with one line, when Postgres is unreachable
-    sys.exit(run_workers(settings.database_url, options, concurrency, settings.schema))
+    options = wiring.worker_options(settings, queues=_queues(queues, settings.queues), batch=batch, burst=burst,
+                                    recovery_grace=recovery_grace, shutdown_grace=shutdown_grace,
+                                    missing_function_attempts=missing_function_attempts)
+    sys.exit(wiring.run_workers(settings, options, concurrency))
 
 
 @click.command("canary")
@@ -80,15 +73,16 @@ def worker(app: AppContext, queues: str | None, concurrency: int, burst: bool, b
 def canary_cmd(app: AppContext, timeout: float, queue: str, as_json: bool) -> None:
     """Enqueue a no-op job on the new backend and wait until a worker has performed it."""
     backend = wiring.postgres_backend(app.settings())
-    result = canary.run_canary(backend, queue, timeout)
+    try:
+        result = canary.run_canary(backend, queue, timeout)
+    finally:
+        backend.close()
     if as_json:
-        emit_json({"ok": result.ok, "job_id": result.job_id, "state": result.state,
-                   "seconds": round(result.seconds, 3), "live_workers": result.live_workers, "detail": result.detail})
+        emit_json(result.to_json())
     elif result.ok:
         console.print(f"canary ok: performed in {result.seconds * 1000:.0f} ms ({result.detail})")
-    else:
-        click.echo(f"canary failed: {result.detail} (job {result.job_id}, state {result.state})", err=True)
-    sys.exit(0 if result.ok else 1)
+    if not result.ok:
+        raise CheckFailed(f"canary failed: {result.detail} (job {result.job_id}, state {result.state})")
 
 
 def register(group: click.Group) -> None:

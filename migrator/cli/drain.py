@@ -1,32 +1,30 @@
 """`migrator drain-check`: exit 0 drained, 1 not drained (with what remains and where), 2 could not check."""
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import click
 from rich.live import Live
 
-from adapters.base import BackendName
-from adapters.pg_backend import db
-from adapters.pg_backend.backend import PostgresBackend
-from adapters.rq_backend import RQBackend
+from adapters.base import BackendName, JobBackend, SchemaMissing
 from migrator import wiring
 from migrator.drain import check as drain, strays, wait as drain_wait
 from migrator.cli import drain_render
 from migrator.cli.options import AppContext, console, emit_json, err_console, json_option, pass_app
 from migrator.config import Settings
 from migrator.drain.values import DrainReport
-from migrator.errors import BackendUnavailable, BadInput, MigratorError
+from migrator.errors import BackendUnavailable, BadInput, CheckFailed, MigratorError
 
-BACKENDS = {"rq": (BackendName.RQ,), "postgres": (BackendName.POSTGRES,), "both": tuple(BackendName)}
+# The default is the question asked before removing RQ: is the legacy backend drained?
+BACKENDS = {"rq": (BackendName.RQ,), "postgres": (BackendName.POSTGRES,), "all": tuple(BackendName)}
 
 
 def _backends(value: str) -> tuple[BackendName, ...]:
     try:
         return BACKENDS[value.lower()]
     except KeyError:
-        raise BadInput(f"--backend must be rq or postgres (or omit it for both), got {value!r}") from None
+        raise BadInput(f"--backend must be rq, postgres or all (default rq, the legacy backend), got {value!r}") \
+            from None
 
 
 def _non_negative(name: str, value: float) -> float:
@@ -38,24 +36,21 @@ def _non_negative(name: str, value: float) -> float:
 def _timeline(settings: Settings, sides: tuple[BackendName, ...]) -> tuple[strays.RoutingTimeline | None, str]:
     """The routing history that dates flips; without Postgres (checking RQ alone) strays go unchecked."""
     try:
-        return strays.load_timeline(settings), ""
+        return strays.load_timeline(wiring.flag_store(settings)), ""
     except BackendUnavailable as exc:
         if BackendName.POSTGRES in sides:
             raise  # Postgres is checked anyway: an unreachable one is exit 2, not a silent gap
         return None, f"stray enqueues not checked: {exc}"
-    except MigratorError as exc:  # flipper not installed, routing tables not migrated: nothing to date flips by
+    except (MigratorError, SchemaMissing) as exc:  # flipper not installed, routing tables not migrated
         return None, f"stray enqueues not checked: {exc}"
 
 
 def _checker(settings: Settings, sides: tuple[BackendName, ...], job: str | None) -> tuple[Callable[[], DrainReport], str]:
-    legacy: RQBackend | None = wiring.rq_backend(settings) if BackendName.RQ in sides else None
-    new: PostgresBackend | None = wiring.postgres_backend(settings) if BackendName.POSTGRES in sides else None
-    # Fail fast with one line when a service is down; a plain connection first, because the pool logs
-    # every failed attempt before it gives up.
-    if new is not None:
-        db.connect(settings.database_url, application_name="migrator-drain").close()
-    if legacy is not None:
-        legacy.ping()
+    legacy: JobBackend | None = wiring.rq_backend(settings) if BackendName.RQ in sides else None
+    new: JobBackend | None = wiring.postgres_backend(settings) if BackendName.POSTGRES in sides else None
+    for backend in (new, legacy):
+        if backend is not None:
+            backend.ping()  # fail fast with one line when a service is down
     timeline, note = _timeline(settings, sides) if legacy is not None else (None, "")
     since = timeline.since if timeline is not None else None
     bound = strays.propagation_bound(settings)
@@ -66,8 +61,8 @@ def _checker(settings: Settings, sides: tuple[BackendName, ...], job: str | None
 
 
 @click.command("drain-check")
-@click.option("--backend", "backend_opt", default="both", metavar="rq|postgres",
-              help="Check one backend only (default: both).")
+@click.option("--backend", "backend_opt", default="rq", show_default=True, metavar="rq|postgres|all",
+              help="The backend to prove drained: rq (legacy, the question before removing RQ), postgres, or all.")
 @click.option("--job", help="Check one job name only, e.g. app.jobs.send_email.")
 @click.option("--wait", is_flag=True, help="Wait until drained and quiet for --quiet-period.")
 @click.option("--timeout", default=600.0, show_default=True, type=float, help="With --wait: give up after S seconds.")
@@ -93,7 +88,9 @@ def drain_check(app: AppContext, backend_opt: str, job: str | None, wait: bool, 
         drain_render.render(console, report, note)
         if wait and not ok:
             console.print(f"[bold red]timed out[/] after {timeout:g}s: not drained and quiet for {quiet_period:g}s")
-    sys.exit(0 if ok else 1)
+    if not ok:
+        raise CheckFailed(drain_render.verdict(report).plain if not wait else
+                          f"not drained and quiet for {quiet_period:g}s after {timeout:g}s")
 
 
 def _wait(check: Callable[[], DrainReport], timeout: float, quiet: float, as_json: bool) -> drain_wait.WaitOutcome:

@@ -12,9 +12,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from adapters.base import JobInfo, JobRefused
-from adapters.pg_backend import db
-from adapters.pg_backend.backend import PostgresBackend
+from adapters.base import JobInfo, JobRefused, WorkerInfo
 from adapters.spec import parse_timeout
 from migrator import wiring
 from migrator.cli.options import AppContext, console, emit_json, json_option, pass_app
@@ -24,13 +22,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_RETENTION_SECONDS = 100 * 365 * 86400  # past any real retention; far past it, Postgres intervals overflow
 
 
+Backend = Any  # the new backend as wiring builds it: the JobBackend protocol plus its failed-job operations
+
+
 @contextlib.contextmanager
-def _backend(app: AppContext) -> Iterator[PostgresBackend]:
-    """The new backend; a plain connection first, so that an unreachable Postgres is one line (the pool would
-    log every failed attempt before it gave up)."""
-    settings = app.settings()
-    db.connect(settings.database_url, application_name="migrator-jobs").close()
-    backend = wiring.postgres_backend(settings)
+def _backend(app: AppContext) -> Iterator[Backend]:
+    """The new backend, pinged first so that an unreachable Postgres is one line."""
+    backend = wiring.postgres_backend(app.settings())
+    backend.ping()
     try:
         yield backend
     finally:
@@ -62,13 +61,6 @@ def jobs() -> None:
 
 
 # -- show ----------------------------------------------------------------------------------------------------
-def job_json(job: JobInfo) -> dict[str, Any]:
-    return {"id": job.job_id, "state": str(job.state), "queue": job.queue, "job": job.job_name,
-            "attempts": job.attempts, "enqueued_at": _when(job.enqueued_at), "started_at": _when(job.started_at),
-            "finished_at": _when(job.finished_at), "worker": job.worker, "result": job.result,
-            "error_type": job.error_type, "error_message": job.error_message, "traceback": job.traceback}
-
-
 def _render_job(job: JobInfo) -> None:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
@@ -97,7 +89,7 @@ def show(app: AppContext, job_id: str, as_json: bool) -> None:
     if job is None:
         raise CheckFailed(f"no job {job_id} on the new backend")
     if as_json:
-        emit_json(job_json(job))
+        emit_json(job.to_json())
     else:
         _render_job(job)
 
@@ -113,7 +105,7 @@ def counts(app: AppContext, queue: str | None, job_name: str | None, as_json: bo
     with _backend(app) as backend:
         rows = backend.counts(queue, job_name)
     if as_json:
-        emit_json([{"queue": r.queue, "job": r.job_name, "state": str(r.state), "count": r.count} for r in rows])
+        emit_json([r.to_json() for r in rows])
         return
     if not rows:
         console.print("no jobs on the new backend" + "".join(
@@ -162,7 +154,7 @@ def _report(verb: str, n: int, selection: Selection) -> str:
 
 
 def _on_failed(app: AppContext, selection: Selection, as_json: bool, verb: str,
-               act: Callable[[PostgresBackend, list[str] | None, str | None], int]) -> None:
+               act: Callable[[Backend, list[str] | None, str | None], int]) -> None:
     """One bulk action on the selected failed jobs, then its count: {"retried": n} or "retried n failed jobs"."""
     with _backend(app) as backend:
         n = act(backend, selection.ids, selection.job_name)
@@ -178,7 +170,7 @@ def _on_failed(app: AppContext, selection: Selection, as_json: bool, verb: str,
 @pass_app
 def retry(app: AppContext, ids: tuple[str, ...], job_name: str | None, all_failed: bool, as_json: bool) -> None:
     """Put failed jobs back in their queues with a fresh attempt budget."""
-    _on_failed(app, _selection(ids, job_name, all_failed), as_json, "retried", PostgresBackend.retry_failed)
+    _on_failed(app, _selection(ids, job_name, all_failed), as_json, "retried", lambda b, ids, name: b.retry_failed(ids, name))
 
 
 @jobs.command("delete-failed")
@@ -187,7 +179,7 @@ def retry(app: AppContext, ids: tuple[str, ...], job_name: str | None, all_faile
 @pass_app
 def delete_failed(app: AppContext, ids: tuple[str, ...], job_name: str | None, all_failed: bool, as_json: bool) -> None:
     """Delete failed jobs, without asking (for scripts)."""
-    _on_failed(app, _selection(ids, job_name, all_failed), as_json, "deleted", PostgresBackend.delete_failed)
+    _on_failed(app, _selection(ids, job_name, all_failed), as_json, "deleted", lambda b, ids, name: b.delete_failed(ids, name))
 
 
 # -- purge ---------------------------------------------------------------------------------------------------
@@ -220,30 +212,24 @@ def purge(app: AppContext, older_than: str, as_json: bool) -> None:
 
 
 # -- workers -------------------------------------------------------------------------------------------------
-def worker_json(w: dict[str, Any]) -> dict[str, Any]:
-    return {"id": w["id"], "host": w["hostname"], "pid": w["pid"], "queues": list(w["queues"]),
-            "started_at": _when(w["started_at"]), "heartbeat_at": _when(w["heartbeat_at"]),
-            "running": int(w["running"]), "alive": bool(w["alive"])}
-
-
 @jobs.command("workers")
 @json_option
 @pass_app
 def workers(app: AppContext, as_json: bool) -> None:
     """The new backend's workers: where they run, what they serve, whether they are alive."""
     with _backend(app) as backend:
-        found = backend.list_workers()
+        found: list[WorkerInfo] = backend.workers()
     if as_json:
-        emit_json([worker_json(w) for w in found])
+        emit_json([w.to_json() for w in found])
         return
     if not found:
         console.print("no workers registered on the new backend")
         return
     table = Table("id", "host", "pid", "queues", "started", "heartbeat", "running", "alive")
     for w in found:
-        table.add_row(str(w["id"]), Text(w["hostname"]), str(w["pid"]), Text(",".join(w["queues"])),
-                      _short(w["started_at"]), _age(w["heartbeat_at"]), str(w["running"]),
-                      "[green]yes[/]" if w["alive"] else "[red]no[/]")
+        table.add_row(str(w.worker_id), Text(w.hostname or ""), str(w.pid), Text(",".join(w.queues)),
+                      _short(w.started_at), _age(w.last_heartbeat), str(w.running),
+                      "[green]yes[/]" if w.alive else "[red]no[/]")
     table.columns[4].no_wrap = True
     console.print(table)
 

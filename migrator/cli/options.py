@@ -19,6 +19,8 @@ err_console = Console(stderr=True, highlight=False)
 
 @dataclass
 class AppContext:
+    """What the top-level options gave (URLs), turned into Settings on demand by each command."""
+
     redis_url: str | None = None
     database_url: str | None = None
 

@@ -11,7 +11,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from adapters.base import BackendName
-from adapters.pg_backend import db
 from migrator import wiring
 from migrator.transfer import run as transfer, values as transfer_values
 from migrator.cli.options import AppContext, console, emit_json, err_console, json_option, pass_app
@@ -57,8 +56,8 @@ def transfer_cmd(app: AppContext, job: str | None, everything: bool, source: str
         raise BadInput("give exactly one of --job JOB or --all")
     direction = _direction(source, target)
     settings = app.settings()
-    db.connect(settings.database_url, application_name="migrator-transfer").close()  # fail fast, one line
     legacy, new = wiring.rq_backend(settings), wiring.postgres_backend(settings)
+    new.ping()  # fail fast, with one line, when a service is down
     legacy.ping()
     try:
         with _progress_bar(not as_json) as progress:
@@ -66,20 +65,10 @@ def transfer_cmd(app: AppContext, job: str | None, everything: bool, source: str
     finally:
         new.close()
         legacy.close()
-    emit_json(as_dict(report)) if as_json else _render(report)
+    emit_json(report.to_json()) if as_json else _render(report)
     if report.refused:
         where = direction.value.split("->")[0]
         raise CheckFailed(f"{len(report.refused)} jobs cannot be moved and stay in {where} (reasons above)")
-
-
-def as_dict(report: TransferReport) -> dict[str, Any]:
-    return {
-        "direction": report.direction.value, "dry_run": report.dry_run, "moved_total": report.total_moved,
-        "moved": [{"job": m.job_name, "state": m.state.value, "count": m.count} for m in report.moved],
-        "refused": [{"job_id": r.job_id, "job": r.job_name, "state": r.state.value, "reason": r.reason}
-                    for r in report.refused],
-        "recovered": report.recovered, "missed": report.missed, "waiting": report.waiting,
-    }
 
 
 def _render(report: TransferReport) -> None:

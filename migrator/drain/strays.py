@@ -50,13 +50,13 @@ def propagation_bound(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.flag_cache_seconds) + READ_SLACK
 
 
-def load_timeline(settings: Settings) -> RoutingTimeline:
-    """The current routing and its history from the flag store (BackendUnavailable / BadInput when unreadable)."""
-    store = FlagStore.from_settings(settings)
+def load_timeline(store: FlagStore) -> RoutingTimeline:
+    """The current routing and its history from the flag store (BackendUnavailable / SchemaMissing when
+    unreadable, BadInput when flipper is not installed)."""
     current = store.snapshot()
     if current.is_legacy:
         return RoutingTimeline((), current)  # nothing routes new: no stray can exist, skip the log
-    return RoutingTimeline(history.entries(store.url, store.schema, HISTORY_LIMIT), current)
+    return RoutingTimeline(store.history(HISTORY_LIMIT), current)
 
 
 def find_strays(arrivals: Iterable[tuple[str, datetime]], since: RoutedSince, bound: timedelta) -> list[Stray]:

@@ -5,64 +5,19 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-from adapters.base import BackendName
+from adapters.base import ANY_JOB, DONE_PLACES, NEEDS_WORKER, BackendName, Place, Remaining, WorkerInfo
 
-ANY_JOB = "*"  # the job name of a count that was not broken down per job name (sizes only)
-
-
-class Place(StrEnum):
-    """Where a job sits, finer than JobState: a drain report must say *why* a backend is not empty."""
-
-    QUEUED = "queued"
-    INTERMEDIATE = "intermediate"  # popped by an RQ worker, not yet registered as started
-    SCHEDULED = "scheduled"
-    RETRYING = "retrying"  # failed once, waiting (queued or scheduled) for its next attempt
-    DEFERRED = "deferred"
-    STARTED = "started"
-    STALE = "stale"  # in RQ's started registry, but the worker holding it is dead
-    FAILED_RETRYABLE = "failed-retryable"  # in the failed registry with retries left
-    RQ_SCHEDULER = "rq-scheduler"  # rq-scheduler's own schedule, outside RQ's registries
-    IN_TRANSFER = "in-transfer"  # taken out by a transfer that was interrupted: neither backend runs it yet
-    FAILED = "failed"
-    FINISHED = "finished"
-    CANCELED = "canceled"
-
-
-# Listed for the record, never a reason to wait: nothing will run them again by itself.
-DONE_PLACES = frozenset({Place.FAILED, Place.FINISHED, Place.CANCELED})
-# Places whose jobs need a live worker of their queue to ever leave.
-NEEDS_WORKER = frozenset(Place) - DONE_PLACES - {Place.STARTED, Place.RQ_SCHEDULER, Place.IN_TRANSFER}
-
-
-@dataclass(frozen=True, slots=True)
-class Remaining:
-    backend: BackendName
-    queue: str
-    job_name: str  # ANY_JOB when counted from sizes only
-    place: Place
-    count: int
-
-    @property
-    def pending(self) -> bool:
-        return self.place not in DONE_PLACES
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerView:
-    backend: BackendName
-    name: str
-    queues: tuple[str, ...]
-    alive: bool
-    detail: str  # busy / idle / "process gone" ...
-    runs_scheduler: bool | None = None
+__all__ = ["ANY_JOB", "Place", "Remaining", "WorkerInfo", "DONE_PLACES", "NEEDS_WORKER", "DrainWarning", "Stray",
+           "SideReport", "DrainReport"]
 
 
 @dataclass(frozen=True, slots=True)
 class DrainWarning:
-    kind: str  # no-scheduler | stranded | stale | not-checked
+    """Something that may keep a backend from ever draining by itself, and what to do about it."""
+
+    kind: str  # no-scheduler | stranded | stale | in-transfer
     backend: BackendName
     queue: str | None
     message: str
@@ -85,7 +40,7 @@ class SideReport:
 
     backend: BackendName
     rows: tuple[Remaining, ...]
-    workers: tuple[WorkerView, ...]
+    workers: tuple[WorkerInfo, ...]
     warnings: tuple[DrainWarning, ...] = ()
     strays: tuple[Stray, ...] = ()
     per_job: bool = True  # False: counted from sizes, job names not read
@@ -93,6 +48,8 @@ class SideReport:
 
 @dataclass(frozen=True, slots=True)
 class DrainReport:
+    """A drain check's whole answer: what remains on each backend checked, the verdict, and why."""
+
     job_name: str | None
     sides: tuple[SideReport, ...]
     checked_at: datetime
@@ -140,8 +97,7 @@ class DrainReport:
         return {
             "ok": self.ok, "drained": self.drained, "job": self.job_name, "checked_at": self.checked_at.isoformat(),
             "pending": {str(b): n for b, n in self.totals().items()},
-            "remaining": [{"backend": str(r.backend), "queue": r.queue, "job": r.job_name, "state": str(r.place),
-                           "count": r.count, "pending": r.pending} for r in self.rows],
+            "remaining": [r.to_json() for r in self.rows],
             "workers": [{"backend": str(w.backend), "name": w.name, "queues": list(w.queues), "alive": w.alive,
                          "detail": w.detail, "runs_scheduler": w.runs_scheduler}
                         for s in self.sides for w in s.workers],

@@ -10,6 +10,8 @@ from migrator.drain.values import DrainReport
 
 @dataclass(frozen=True, slots=True)
 class WaitOutcome:
+    """How a wait for a drain ended: the last report, and whether it stayed drained for the quiet period."""
+
     report: DrainReport
     ok: bool  # drained (and no stray enqueues) without a break for the whole quiet period
     waited: float

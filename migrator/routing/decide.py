@@ -13,6 +13,8 @@ BUCKETS = 10_000  # percentages in steps of 0.01
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    """Where one job name goes, and the rule that sent it there (flipped, pinned, rollout...)."""
+
     backend: BackendName
     reason: str
 

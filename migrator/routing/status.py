@@ -1,4 +1,5 @@
-"""What `status` reports: every known job, where it routes and why, and the queue depths on both backends."""
+"""What `status` reports: every known job, where it routes and why, the queue depths on both backends, and the
+live routers with the routing version each applies."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
@@ -8,6 +9,7 @@ from typing import Any
 from adapters.base import PENDING_STATES, BackendError, BackendName, StateCount
 from migrator.routing import decide as router
 from migrator.errors import MigratorError
+from migrator.routing.presence import RouterPresence, lagging
 from migrator.routing.snapshot import RoutingSnapshot
 
 Counter = Callable[[], list[StateCount]]  # one backend's counts per queue, job name and state
@@ -34,6 +36,8 @@ class Depths:
 
 @dataclass(frozen=True, slots=True)
 class JobStatus:
+    """One known job name: where it routes, why, its rollout bucket and its pending jobs per backend."""
+
     job_name: str
     route: router.Route
     bucket: int
@@ -42,10 +46,18 @@ class JobStatus:
 
 @dataclass(frozen=True, slots=True)
 class StatusReport:
+    """What `migrator status` shows: the routing, every known job and both backends' depths."""
+
     snapshot: RoutingSnapshot
     known: bool  # False when the flag store could not be read: routing shown is the legacy default
     jobs: tuple[JobStatus, ...]
     depths: tuple[Depths, ...]
+    routers: tuple[RouterPresence, ...] = ()  # processes routing jobs now, and the version each applies
+
+    @property
+    def lagging(self) -> list[RouterPresence]:
+        """Live routers that have not applied the current routing version yet."""
+        return lagging(self.routers, self.snapshot.version)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +66,7 @@ class StatusReport:
                       "pending": j.pending} for j in self.jobs],
             "queues": {str(d.backend): {"error": d.error, "queues": d.by_queue(), "pending": d.pending()}
                        for d in self.depths},
+            "routers": [{**r.to_json(), "lagging": r.version < self.snapshot.version} for r in self.routers],
         }
 
 
@@ -67,7 +80,7 @@ def read_depths(backend: BackendName, counter: Counter | None) -> Depths:
 
 
 def build(snapshot: RoutingSnapshot, known_jobs: Iterable[str], counters: Mapping[BackendName, Counter | None],
-          known: bool = True) -> StatusReport:
+          known: bool = True, routers: Iterable[RouterPresence] = ()) -> StatusReport:
     """Every job that is known, flagged, or waiting in a queue, with its route and pending counts."""
     depths = tuple(read_depths(name, counters.get(name)) for name in (BackendName.RQ, BackendName.POSTGRES))
     names = set(known_jobs) | snapshot.flipped | snapshot.pinned
@@ -75,4 +88,4 @@ def build(snapshot: RoutingSnapshot, known_jobs: Iterable[str], counters: Mappin
     jobs = tuple(JobStatus(name, router.decide(name, snapshot), router.bucket(name),
                            {str(d.backend): d.pending(name) for d in depths if d.error is None})
                  for name in sorted(names))
-    return StatusReport(snapshot, known, jobs, depths)
+    return StatusReport(snapshot, known, jobs, depths, tuple(routers))

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from adapters.base import JobRefused, JobSpec, JobState, PendingJob
+from adapters.base import JobBackend, JobSpec, JobState, PendingJob
 from adapters.pg_backend import transfer as pg_side
-from adapters.pg_backend.backend import PostgresBackend, row_params
+from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
 from adapters.rq_backend import decode
 from adapters.rq_backend import transfer as rq_side
@@ -41,7 +41,7 @@ def _move_from_rq(legacy: RQBackend, new: PostgresBackend, source: rq_side.Sourc
     in_postgres = pg_side.existing_ids(new, sorted(parents))
     movable: list[str] = []
     for job, has_dependents in jobs:
-        reason = _refusal_for_postgres(job, has_dependents, in_postgres)
+        reason = _refusal_for_postgres(new, job, has_dependents, in_postgres)
         if job.error == decode.GONE:  # a worker ran it (and its hash went) after the snapshot
             tally.missed += 1
         elif reason == _DUE:
@@ -66,7 +66,7 @@ _DUE = "due"
 _WAITED_ON = "other jobs in rq wait on it (depends_on): let it run on rq"
 
 
-def _refusal_for_postgres(job: PendingJob, has_dependents: bool, in_postgres: set[str]) -> str | None:
+def _refusal_for_postgres(new: JobBackend, job: PendingJob, has_dependents: bool, in_postgres: set[str]) -> str | None:
     """Why Postgres cannot take this job now (None: it can). _DUE: a scheduled job about to be enqueued by RQ."""
     if job.error:
         return job.error
@@ -78,11 +78,7 @@ def _refusal_for_postgres(job: PendingJob, has_dependents: bool, in_postgres: se
     if job.spec.run_at is not None and job.state is not JobState.DEFERRED:
         if job.spec.run_at <= datetime.now(timezone.utc) + timedelta(seconds=rq_side.SCHEDULER_MARGIN):
             return _DUE
-    try:
-        row_params(job.spec)
-    except JobRefused as exc:
-        return str(exc)
-    return None
+    return new.refusal(job.spec)
 
 
 def _settle_from_rq(legacy: RQBackend, new: PostgresBackend, claimed: Sequence[PendingJob], tally: Tally) -> int:
@@ -94,7 +90,7 @@ def _settle_from_rq(legacy: RQBackend, new: PostgresBackend, claimed: Sequence[P
     for job in claimed:
         if job.error == decode.GONE:
             continue
-        reason = _refusal_for_postgres(job, False, in_postgres)
+        reason = _refusal_for_postgres(new, job, False, in_postgres)
         if reason and reason != _DUE:
             tally.refuse(job, reason)
             back.append(job.spec.job_id or "")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from adapters.base import JobRefused, JobSpec, JobState, PendingJob
+from adapters.base import JobBackend, JobSpec, JobState, PendingJob
 from adapters.pg_backend import transfer as pg_side
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
-from adapters.rq_backend import enqueue as rq_options
 from adapters.rq_backend import transfer as rq_side
 from migrator.transfer.values import CHUNK, Progress, Refusal, Tally, chunks, recover
 
@@ -36,7 +35,8 @@ def _move_to_rq(legacy: RQBackend, new: PostgresBackend, page: Sequence[PendingJ
         _settle_to_rq(legacy, new, taken, tally)
 
 
-def _refusal_for_rq(legacy: RQBackend, job: PendingJob, waited_on: set[str]) -> str | None:
+def _refusal_for_rq(legacy: JobBackend, job: PendingJob, waited_on: set[str]) -> str | None:
+    """Why RQ cannot take this job now (None: it can): what only Postgres can wait on, or what RQ cannot carry."""
     if job.error:
         return job.error
     if job.state is JobState.RETRYING:
@@ -45,14 +45,7 @@ def _refusal_for_rq(legacy: RQBackend, job: PendingJob, waited_on: set[str]) -> 
         return "it waits on jobs in postgres (depends_on), which rq cannot wait on: let it run on postgres"
     if job.spec.job_id in waited_on:
         return "other jobs in postgres wait on it (depends_on): let it run on postgres"
-    try:
-        rq_options.refuse_unsupported(job.spec)
-        legacy.serializer.dumps((job.spec.job_name, None, job.spec.args, dict(job.spec.kwargs)))
-    except JobRefused as exc:
-        return str(exc)
-    except Exception as exc:  # the app's serializer may raise anything: it is the reason
-        return f"rq's serializer refuses the payload: {type(exc).__name__}: {exc}"
-    return None
+    return legacy.refusal(job.spec)
 
 
 def _settle_to_rq(legacy: RQBackend, new: PostgresBackend, taken: Sequence[JobSpec], tally: Tally) -> int:

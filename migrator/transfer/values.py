@@ -15,6 +15,8 @@ Progress = Callable[[int, int], None]  # (jobs looked at, jobs to look at)
 
 
 class Direction(StrEnum):
+    """Which way a transfer moves jobs."""
+
     TO_POSTGRES = "rq->postgres"
     TO_RQ = "postgres->rq"
 
@@ -35,6 +37,8 @@ class Refusal:
 
 @dataclass(frozen=True, slots=True)
 class Moved:
+    """Jobs of one job name and state that moved (or would, on a dry run)."""
+
     job_name: str
     state: JobState
     count: int
@@ -42,6 +46,8 @@ class Moved:
 
 @dataclass(frozen=True, slots=True)
 class TransferReport:
+    """What one transfer run did: moved, refused with reasons, recovered, missed, left waiting."""
+
     direction: Direction
     dry_run: bool
     moved: tuple[Moved, ...]  # would move, on a dry run
@@ -53,6 +59,15 @@ class TransferReport:
     @property
     def total_moved(self) -> int:
         return sum(m.count for m in self.moved)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "direction": self.direction.value, "dry_run": self.dry_run, "moved_total": self.total_moved,
+            "moved": [{"job": m.job_name, "state": m.state.value, "count": m.count} for m in self.moved],
+            "refused": [{"job_id": r.job_id, "job": r.job_name, "state": r.state.value, "reason": r.reason}
+                        for r in self.refused],
+            "recovered": self.recovered, "missed": self.missed, "waiting": self.waiting,
+        }
 
 
 @dataclass

@@ -41,7 +41,7 @@ def test_migrate_says_up_to_date(pg_url):
 def test_canary_with_a_worker(pg_url, backend):
     worker = spawn_cli("worker", DATABASE_URL=pg_url)
     try:
-        wait_for(lambda: [w for w in backend.list_workers() if w["alive"]], what="worker")
+        wait_for(lambda: [w for w in backend.workers() if w.alive], what="worker")
         done = run_cli("canary", "--timeout", "20", "--json", DATABASE_URL=pg_url)
     finally:
         worker.terminate()

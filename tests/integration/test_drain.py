@@ -19,10 +19,10 @@ from rq.job import Job
 from adapters.base import BackendName, JobSpec, JobState, RetryPolicy
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
+from adapters.pg_backend.routing_tables import RoutingTables
 from adapters.rq_backend.workers import scheduler_holders
 from migrator.drain import check as drain, strays
 from migrator.routing import flag_store as flags
-from migrator.config import Settings
 from migrator.drain.values import ANY_JOB, DrainReport, Place
 from migrator.localservers import free_port
 from tests.support import ROOT, run_cli, spawn_cli, subprocess_env, wait_for
@@ -281,12 +281,13 @@ def test_stray_enqueues_after_a_flip_are_reported(rqb: RQBackend, conn: redis.Re
     pytest.importorskip("flipper", reason="routing flags need flipper-client or felipper-client")
     q = rq.Queue("work", connection=conn)
     q.enqueue("tests.jobs.add", 0, 0)  # before the flip: a job to drain, not a stray
-    flags.FlagStore(pg_url).flip("tests.jobs.add", by="test")
+    store = flags.FlagStore(RoutingTables(pg_url))
+    store.flip("tests.jobs.add", by="test")
     for i in range(3):
         q.enqueue("tests.jobs.add", i, i)  # old code, bypassing the router
     q.enqueue("tests.jobs.noop")  # not flipped: never a stray
     rq_burst(redis_url, "work")  # the strays already ran: they are still seen in the finished registry
-    timeline = strays.load_timeline(Settings(redis_url=redis_url, database_url=pg_url))
+    timeline = strays.load_timeline(store)
     report = drain.check_drain(rqb, None, routed_since=timeline.since, bound=timedelta(0))
     assert report.drained and not report.ok and report.strays_checked
     [stray] = report.strays
@@ -327,18 +328,30 @@ def _nowhere_pg() -> str:
     return f"postgresql://postgres@127.0.0.1:{free_port()}/x"
 
 
-@pytest.mark.parametrize("args", [("--backend", "rq"), ()], ids=["rq", "both"])
+@pytest.mark.parametrize("args", [("--backend", "rq"), (), ("--backend", "all")], ids=["rq", "default", "all"])
 def test_unreachable_redis_exits_2_with_one_line(pg_url: str, args: tuple[str, ...]) -> None:
     done = run_cli("drain-check", *args, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", DATABASE_URL=pg_url)
     assert done.returncode == 2
     assert done.stderr.startswith("error: rq is unreachable") and len(done.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args", [("--backend", "postgres"), ()], ids=["postgres", "both"])
+@pytest.mark.parametrize("args", [("--backend", "postgres"), ("--backend", "all")], ids=["postgres", "all"])
 def test_unreachable_postgres_exits_2_with_one_line(redis_url: str, args: tuple[str, ...]) -> None:
     done = run_cli("drain-check", *args, REDIS_URL=redis_url, DATABASE_URL=_nowhere_pg())
     assert done.returncode == 2
     assert done.stderr.startswith("error: postgres is unreachable") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_default_is_the_legacy_backend_the_question_before_removing_rq(backend: PostgresBackend, redis_url: str,
+                                                                       pg_url: str) -> None:
+    """After the migration the new backend is busy for good: a bare drain-check asks about RQ alone."""
+    backend.enqueue(JobSpec("tests.jobs.echo", ("still running here",)))
+    env = {"REDIS_URL": redis_url, "DATABASE_URL": pg_url}
+    bare = run_cli("drain-check", **env)
+    assert bare.returncode == 0, bare.stdout + bare.stderr
+    assert "nothing of all jobs left on rq" in bare.stdout and "postgres:" not in bare.stdout
+    everything = run_cli("drain-check", "--backend", "all", **env)
+    assert everything.returncode == 1 and "not drained: 1 jobs remain (rq 0, postgres 1)" in everything.stdout
 
 
 def test_rq_alone_checks_without_postgres_and_says_strays_were_not_checked(redis_url: str) -> None:

@@ -9,8 +9,8 @@ import pytest
 from adapters.base import JobSpec, JobState
 from tests.support import run_cli, spawn_cli, wait_for
 
-JOB_KEYS = {"id", "state", "queue", "job", "attempts", "enqueued_at", "started_at", "finished_at", "worker",
-            "result", "error_type", "error_message", "traceback"}
+JOB_KEYS = {"id", "backend", "state", "queue", "job", "attempts", "enqueued_at", "started_at", "finished_at",
+            "worker", "result", "error_type", "error_message", "traceback"}
 
 
 def jobs(pg_url: str, *args: str) -> tuple[int, str, str]:
@@ -188,7 +188,7 @@ def test_workers_lists_a_live_worker(backend, pg_url):
     assert json.loads(jobs(pg_url, "workers", "--json")[1]) == []
     worker = spawn_cli("worker", "--queues", "default,emails", DATABASE_URL=pg_url)
     try:
-        wait_for(lambda: [w for w in backend.list_workers() if w["alive"]], what="worker")
+        wait_for(lambda: [w for w in backend.workers() if w.alive], what="worker")
         code, out, _ = jobs(pg_url, "workers", "--json")
         human = run_cli("jobs", "workers", DATABASE_URL=pg_url, COLUMNS="200").stdout
     finally:
@@ -196,7 +196,8 @@ def test_workers_lists_a_live_worker(backend, pg_url):
         worker.wait(30)
     assert code == 0
     [listed] = json.loads(out)
-    assert set(listed) == {"id", "host", "pid", "queues", "started_at", "heartbeat_at", "running", "alive"}
+    assert set(listed) == {"id", "backend", "name", "host", "pid", "queues", "state", "current_job_id", "started_at",
+                           "heartbeat_at", "running", "alive", "detail", "runs_scheduler"}
     assert listed["queues"] == ["default", "emails"] and listed["alive"] is True and listed["running"] == 0
     assert listed["started_at"] and listed["heartbeat_at"]
     assert "default,emails" in human and "yes" in human and str(listed["pid"]) in human

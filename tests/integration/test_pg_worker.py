@@ -147,7 +147,7 @@ def test_sigterm_lets_the_running_job_finish_and_releases_the_rest(backend, pg_u
     assert worker.wait(30) == 0
     assert backend.fetch_job("running").state == JobState.FINISHED
     assert {backend.fetch_job(f"waiting-{i}").state for i in range(5)} == {JobState.QUEUED}
-    assert [w for w in backend.list_workers()] == []  # the worker unregistered
+    assert backend.workers() == []  # the worker unregistered
 
 
 def test_shutdown_grace_releases_a_job_that_runs_too_long(backend, pg_url, tmp_path):
@@ -164,7 +164,7 @@ def test_shutdown_grace_releases_a_job_that_runs_too_long(backend, pg_url, tmp_p
 def test_idle_worker_wakes_on_notify(backend, pg_url):
     worker = spawn_cli("worker", DATABASE_URL=pg_url)
     try:
-        wait_for(lambda: [w for w in backend.list_workers() if w["alive"]], what="worker to register")
+        wait_for(lambda: [w for w in backend.workers() if w.alive], what="worker to register")
         backend.enqueue(JobSpec("tests.jobs.add", (20, 22), job_id="woken"))
         wait_for(lambda: backend.fetch_job("woken").state == JobState.FINISHED, what="job to run")
         assert backend.fetch_job("woken").result == 42

@@ -17,7 +17,7 @@ from adapters.base import (BackendName, BackendUnavailable, JobBackend, JobRefus
                            RetryPolicy, StateCount)
 from adapters.rq_backend import RQBackend
 from adapters.rq_backend.decode import UNKNOWN_FUNC
-from adapters.rq_backend.inventory import ANY_FUNC
+from adapters.base import ANY_JOB
 from migrator.localservers import free_port
 from tests.support import ROOT, subprocess_env, wait_for
 
@@ -114,8 +114,8 @@ def test_real_rq_workers_run_what_the_adapter_enqueued(rqb: RQBackend, conn: red
     assert (failed.error_type, failed.error_message, failed.job_name) == ("ValueError", "nope", "tests.jobs.boom")
     assert conn.lrange("tests:succeeded", 0, -1) == [ok.job_id.encode()]
     assert conn.lrange("tests:failed", 0, -1) == [bad.job_id.encode()]
-    assert counts_of(rqb.counts("run")) == {("run", ANY_FUNC, JobState.FINISHED): 6,
-                                            ("run", ANY_FUNC, JobState.FAILED): 1}
+    assert counts_of(rqb.counts("run")) == {("run", ANY_JOB, JobState.FINISHED): 6,
+                                            ("run", ANY_JOB, JobState.FAILED): 1}
 
 
 def test_counts_every_registry_state(rqb: RQBackend, conn: redis.Redis, redis_url: str) -> None:
@@ -133,10 +133,10 @@ def test_counts_every_registry_state(rqb: RQBackend, conn: redis.Redis, redis_ur
 
     expected = {JobState.QUEUED: 2, JobState.SCHEDULED: 1, JobState.RETRYING: 1, JobState.DEFERRED: 1,
                 JobState.FAILED: 1, JobState.FINISHED: 1, JobState.CANCELED: 1}
-    assert counts_of(rqb.counts("work")) == {("work", ANY_FUNC, s): n for s, n in expected.items()}
+    assert counts_of(rqb.counts("work")) == {("work", ANY_JOB, s): n for s, n in expected.items()}
     assert counts_of(rqb.counts(job_name="tests.jobs.boom")) == {("work", "tests.jobs.boom", JobState.FAILED): 1,
                                                              ("work", "tests.jobs.boom", JobState.RETRYING): 1}
-    assert counts_of(rqb.counts("work", by_func=True)) == {
+    assert counts_of(rqb.counts("work", by_job=True)) == {
         ("work", "tests.jobs.add", JobState.QUEUED): 1, ("work", "tests.jobs.noop", JobState.QUEUED): 1,
         ("work", "tests.jobs.noop", JobState.SCHEDULED): 1, ("work", "tests.jobs.boom", JobState.RETRYING): 1,
         ("work", "tests.jobs.add", JobState.DEFERRED): 1, ("work", "tests.jobs.boom", JobState.FAILED): 1,
@@ -157,7 +157,7 @@ def test_started_job_is_counted_listed_and_not_removable(rqb: RQBackend, conn: r
                               cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: rqb.raw_counts("slow").get(JobState.STARTED), what="the job to start")
-        assert counts_of(rqb.counts("slow")) == {("slow", ANY_FUNC, JobState.STARTED): 1}
+        assert counts_of(rqb.counts("slow")) == {("slow", ANY_JOB, JobState.STARTED): 1}
         [pending] = list(rqb.iter_pending("slow"))
         assert (pending.spec.job_id, pending.state, pending.error) == (held.job_id, JobState.STARTED, None)
         assert rqb.remove_pending(held.job_id) is False
@@ -203,7 +203,7 @@ def test_gone_hashes_and_undecodable_payloads_are_reported(rqb: RQBackend, conn:
     assert "cannot be decoded" in (found[garbled.job_id].error or "")
     assert "nonexistent_mod_xyz" in (found[missing_class.job_id].error or "")
     assert found[fine.job_id].error is None and found[fine.job_id].spec.args == (1, 2)
-    assert counts_of(rqb.counts("bad", by_func=True)) == {("bad", UNKNOWN_FUNC, JobState.QUEUED): 2,
+    assert counts_of(rqb.counts("bad", by_job=True)) == {("bad", UNKNOWN_FUNC, JobState.QUEUED): 2,
                                                           ("bad", "tests.jobs.add", JobState.QUEUED): 2}
     info = rqb.fetch_job(garbled.job_id)
     assert info is not None and (info.job_name, info.state) == (UNKNOWN_FUNC, JobState.QUEUED)
@@ -266,9 +266,9 @@ def test_rq3_rate_limited_jobs_are_pending_and_removable(rqb: RQBackend, conn: r
     let_through = q.enqueue("tests.jobs.add", 1, 2, rate_limit=limit)
     held_back = q.enqueue("tests.jobs.add", 3, 4, rate_limit=limit)
     assert (let_through.get_status(), held_back.get_status()) == ("queued", "rate_limited")
-    assert counts_of(rqb.counts("limited")) == {("limited", ANY_FUNC, JobState.QUEUED): 2}
+    assert counts_of(rqb.counts("limited")) == {("limited", ANY_JOB, JobState.QUEUED): 2}
     assert counts_of(rqb.counts(job_name="tests.jobs.add")) == {("limited", "tests.jobs.add", JobState.QUEUED): 2}
     pending = {p.spec.job_id: p.spec.args for p in rqb.iter_pending("limited")}
     assert pending == {let_through.id: (1, 2), held_back.id: (3, 4)}
     assert rqb.remove_pending(held_back.id) is True
-    assert counts_of(rqb.counts()) == {("limited", ANY_FUNC, JobState.QUEUED): 1}
+    assert counts_of(rqb.counts()) == {("limited", ANY_JOB, JobState.QUEUED): 1}

@@ -51,3 +51,8 @@ WITH back AS (
 )
 INSERT INTO {jobs} SELECT r.* FROM back, jsonb_populate_record(NULL::{jobs}, back.payload) AS r
 ON CONFLICT (id) DO NOTHING;
+
+-- count_held: jobs taken out by an unfinished transfer to RQ, per queue and job name (a drain check counts them)
+SELECT payload->>'queue', payload->>'func', count(*) FROM {schema}.migrator_transfers
+WHERE direction = 'to_rq' AND (%(func)s::text IS NULL OR payload->>'func' = %(func)s)
+GROUP BY 1, 2 ORDER BY 1, 2;
