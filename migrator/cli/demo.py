@@ -1,4 +1,4 @@
-"""`migrator demo`: a migration under live load on local servers, ending in a ledger."""
+"""`migrator demo`: the default playbook run under live load on local servers, ending in a ledger."""
 from __future__ import annotations
 
 import sys
@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from migrator.cli.options import console, emit_json, json_option
@@ -13,31 +14,36 @@ from migrator.demo.scenario import Demo, DemoOptions
 
 
 @click.command()
-@click.option("--seconds", default=16.0, show_default=True, type=click.FloatRange(2, 3600),
-              help="How long the app's load runs.")
+@click.option("--seconds", default=20.0, show_default=True, type=click.FloatRange(2, 3600),
+              help="The playbook's soaks in total (demo only: a real rollout soaks as the plan says).")
 @click.option("--rate", default=120.0, show_default=True, type=click.FloatRange(1, 2000),
               help="Jobs the app enqueues per second.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the servers' files and worker logs here (default: a temporary folder).")
 @json_option
 def demo(seconds: float, rate: float, workdir: Path | None, as_json: bool) -> None:
-    """A whole migration from RQ to Postgres under live load, on embedded local servers."""
+    """A whole migration from RQ to Postgres under live load: playbooks/rq-to-postgres.toml on local servers."""
     started = time.monotonic()
-    say = (lambda text: None) if as_json else (lambda text: console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {text}"))
-    tally = Demo(DemoOptions(seconds, rate, workdir), say).run()
-    ok = tally.lost == 0 and tally.duplicated == 0 and tally.enqueued > 0
+
+    def say(text: str) -> None:
+        if not as_json:
+            console.print(f"[dim]{time.monotonic() - started:6.1f}s[/] {escape(text)}", soft_wrap=True)
+    report = Demo(DemoOptions(seconds, rate, workdir), say).run()
     if as_json:
-        emit_json({"enqueued": tally.enqueued, "ran": tally.ran, "ran_on": tally.ran_on, "lost": tally.lost,
-                   "duplicated": tally.duplicated, "lost_keys": tally.lost_keys,
-                   "duplicated_keys": tally.duplicated_keys, "ok": ok})
-        sys.exit(0 if ok else 1)
+        emit_json(report.to_json())
+        sys.exit(0 if report.ok else 1)
+    t = report.tally
     table = Table(title="ledger", show_header=False)
-    table.add_row("enqueued", str(tally.enqueued))
-    table.add_row("run", f"{tally.ran}  ({', '.join(f'{n} on {side}' for side, n in sorted(tally.ran_on.items()))})")
-    table.add_row("lost", str(tally.lost))
-    table.add_row("duplicated", str(tally.duplicated))
+    table.add_row("enqueued", str(t.enqueued))
+    table.add_row("ran on RQ", str(t.ran_on.get("rq", 0)))
+    table.add_row("ran on Postgres", str(t.ran_on.get("postgres", 0)))
+    table.add_row("lost", str(t.lost))
+    table.add_row("duplicated", str(t.duplicated))
+    table.add_row("failed", str(report.failed))
     console.print(table)
-    if not ok:
-        console.print(f"[red]not clean[/]: lost {tally.lost_keys[:5]} duplicated {tally.duplicated_keys[:5]}")
-    console.print(f"[bold]lost {tally.lost}, duplicated {tally.duplicated}[/]")
-    sys.exit(0 if ok else 1)
+    if t.lost or t.duplicated:
+        console.print(f"[red]not clean[/]: lost {t.lost_keys[:5]} duplicated {t.duplicated_keys[:5]}")
+    if report.playbook.status != "done":
+        console.print(f"[red]the playbook did not finish[/]: {escape(report.playbook.message)}")
+    console.print(f"[bold]lost {t.lost}, duplicated {t.duplicated}[/] in {time.monotonic() - started:.0f}s")
+    sys.exit(0 if report.ok else 1)

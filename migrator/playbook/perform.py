@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from adapters.base import PlaybookStepRow
+from adapters.base import BackendError, PlaybookStepRow
+from migrator.errors import MigratorError
 from migrator.playbook import failpoints, gates, routing_steps
 from migrator.playbook import state as runs
 from migrator.playbook.context import Context
@@ -51,7 +52,10 @@ class Performer:
         if step.kind is Kind.SOAK:
             return self._soak(step, intent, records)
         self._save(step, "started", intent)
-        gate = self._gate(step)
+        try:
+            gate = self._gate(step)
+        except (MigratorError, BackendError) as exc:  # a gate that cannot read what it judges does not pass
+            gate = GateResult(str(step.kind), False, {}, str(exc))
         if gate.ok:
             self._save(step, "done", intent, {"gate": gate.to_json()}, advance=True)
             return StepResult(True, gate.message, (gate,))

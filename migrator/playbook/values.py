@@ -140,6 +140,11 @@ class Plan:
         return replace(self, steps=tuple(replace(s, duration=seconds) if s.kind is Kind.SOAK else s
                                          for s in self.steps))
 
+    def with_quiet(self, seconds: float) -> "Plan":
+        """Every drain's quiet period capped at `seconds` (the demo's override, beside with_soak)."""
+        return replace(self, steps=tuple(replace(s, quiet_period=min(s.quiet_period or 0.0, seconds))
+                                         if s.kind is Kind.DRAIN else s for s in self.steps))
+
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "summary": self.summary, "fingerprint": self.fingerprint,
                 "health": self.health.to_json(), "propagation_within": self.propagation_within,
