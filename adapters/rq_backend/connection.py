@@ -8,7 +8,7 @@ import redis
 from redis import Redis
 
 from adapters.base import BackendUnavailable
-from adapters.pg_backend.db import masked
+from adapters.urls import mask_url as masked
 
 # Inspection and enqueue never block on the server: a dead or unreachable Redis must fail fast.
 CONNECT_TIMEOUT = 5.0
