@@ -321,3 +321,38 @@ def test_two_runs_of_one_playbook_cannot_proceed_at_once_and_abort_stops_the_fir
     assert runs.view(ctx.state, "t").run.status == runs.ABORTED
     status = run_cli("playbook", "status", str(path), "--json", **env)
     assert json.loads(status.stdout)["run"]["status"] == "aborted"
+
+
+def test_compat_gate_fails_on_a_payload_the_code_cannot_bind_and_rolls_back(settings, rqb, tmp_path):
+    from dataclasses import replace
+
+    from migrator.compat import lockfile
+    settings = replace(settings, lock_file=str(tmp_path / "migrator.lock.json"))
+    lockfile.snapshot(settings)
+    rqb.enqueue(JobSpec("tests.jobs.add", (1,)))  # add(a, b): this payload cannot bind
+    path = write_plan(tmp_path, '[[step]]\ndo = "flip"\njob = "tests.jobs.add"\n'
+                                '[[step]]\ndo = "compat"\non_fail = "rollback"\n')
+    ctx = open_context(settings)
+    try:
+        outcome = run(ctx, path)
+        assert outcome.status == runs.STOPPED and outcome.gates[0].name == "compat"
+        assert not outcome.gates[0].ok and "tests.jobs.add" not in ctx.flags.snapshot().flipped
+    finally:
+        ctx.close()
+
+
+def test_plan_shows_each_step_and_its_gate_now_and_invalid_plans_exit_2(env, rqb, tmp_path):
+    rqb.enqueue(JobSpec("tests.jobs.noop"))
+    text = HEAD.format(within="5s") + '[params]\njob = ""\n\n[[step]]\ndo = "flip"\njob = "{job}"\n' \
+        '[[step]]\ndo = "drain"\n[[step]]\ndo = "canary"\n'
+    (tmp_path / "p.toml").write_text(text)
+    shown = run_cli("playbook", "plan", str(tmp_path / "p.toml"), "--set", "job=tests.jobs.noop", "--json", **env)
+    assert shown.returncode == 0, shown.stderr
+    steps = json.loads(shown.stdout)["steps"]
+    assert steps[0]["would"].startswith("+flipped tests.jobs.noop")
+    assert steps[1]["gate"]["values"]["pending"] == {"rq": 1} and not steps[1]["gate"]["ok"]
+    assert steps[2]["gate"]["values"]["live_workers"] == 0
+    missing = run_cli("playbook", "plan", str(tmp_path / "p.toml"), **env)
+    assert missing.returncode == 2 and f"p.toml:14: key 'job'" in missing.stderr and "--set job=" in missing.stderr
+    piped = run_cli("playbook", "run", str(tmp_path / "p.toml"), "--set", "job=tests.jobs.noop", **env)
+    assert piped.returncode == 2 and "--yes" in piped.stderr and "Traceback" not in piped.stderr
