@@ -17,7 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from migrator.routing.cache import CachedFlags
-from migrator.routing.flag_store import FlagStore  # noqa: E402
+from migrator import wiring  # noqa: E402
+from migrator.config import Settings  # noqa: E402
 from migrator.routing.decide import decide  # noqa: E402
 from migrator.routing.snapshot import RoutingSnapshot  # noqa: E402
 
@@ -37,7 +38,8 @@ def per_call_us(stmt: str, env: dict[str, object], number: int, repeat: int = 7)
 
 
 def bench_decide(number: int) -> None:
-    cached = CachedFlags(FlagStore(os.environ.get("DATABASE_URL", "postgresql://127.0.0.1/unused")))
+    url = os.environ.get("DATABASE_URL", "postgresql://127.0.0.1/unused")
+    cached = CachedFlags(wiring.flag_store(Settings(database_url=url)))
     cached.snapshot()  # never started: the snapshot lookup costs the same, without touching the network
     for label, snapshot in CASES.items():
         job = NAMES[0] if label == "flipped job" else NAMES[100]
@@ -50,7 +52,7 @@ def bench_decide(number: int) -> None:
 
 
 def bench_uncached(url: str, total_us: float) -> None:
-    store = FlagStore(url)
+    store = wiring.flag_store(Settings(database_url=url))
     uncached = per_call_us("store.snapshot()", {"store": store}, 20, repeat=5)
     print(f"uncached read of the flag store     {uncached:8.1f} us  ({uncached / total_us:,.0f}x a cached decision)")
 
@@ -62,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     bench_decide(args.number)
     if args.database_url:
-        cached = CachedFlags(FlagStore(args.database_url))
+        cached = CachedFlags(wiring.flag_store(Settings(database_url=args.database_url)))
         env = {"decide": decide, "job": NAMES[100], "cached": cached}
         bench_uncached(args.database_url, per_call_us("decide(job, cached.snapshot())", env, args.number))
 

@@ -18,14 +18,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from adapters.pg_backend import schema  # noqa: E402
-from migrator.routing.flag_store import FlagStore  # noqa: E402
+from migrator import wiring  # noqa: E402
+from migrator.config import Settings  # noqa: E402
 from migrator.localservers import LocalPostgres  # noqa: E402
 
 WATCHER = """
 import sys, time
 from migrator.routing.cache import CachedFlags
-from migrator.routing.flag_store import FlagStore
-cached = CachedFlags(FlagStore(sys.argv[1]), refresh_seconds=float(sys.argv[2])).start()
+from migrator import wiring
+from migrator.config import Settings
+cached = CachedFlags(wiring.flag_store(Settings(database_url=sys.argv[1])), refresh_seconds=float(sys.argv[2])).start()
 print("ready", flush=True)
 seen = cached.snapshot().version
 while True:
@@ -57,7 +59,7 @@ def main() -> int:
 
 
 def measure(url: str, samples: int, refresh: float) -> list[float]:
-    store = FlagStore(url)
+    store = wiring.flag_store(Settings(database_url=url))
     proc = subprocess.Popen([sys.executable, "-c", WATCHER, url, str(refresh)], cwd=ROOT, stdout=subprocess.PIPE,
                             text=True, env={"PYTHONPATH": str(ROOT)})
     assert proc.stdout is not None

@@ -60,7 +60,8 @@ from bench.common import say, stats  # noqa: E402
 from bench.jobs import noop  # noqa: E402
 from migrator import Queue, Router  # noqa: E402
 from migrator.routing.cache import CachedFlags
-from migrator.routing.flag_store import FlagStore  # noqa: E402
+from migrator import wiring  # noqa: E402
+from migrator.config import Settings  # noqa: E402
 from migrator.localservers import LocalPostgres, LocalRedis  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", 7))
@@ -89,9 +90,9 @@ class Sides:
         self.redis = Redis.from_url(redis_url)
         self.rq_queue = rq.Queue(QUEUE, connection=self.redis)  # A
         self.pg = PostgresBackend(pg_url)  # D
-        self.store = FlagStore(pg_url)
+        self.store = wiring.flag_store(Settings(database_url=pg_url))
         self.rqb = RQBackend(redis_url)
-        self.router = Router(self.rqb, PostgresBackend(pg_url), CachedFlags(FlagStore(pg_url), 1.0).start())
+        self.router = Router(self.rqb, PostgresBackend(pg_url), CachedFlags(self.store, 1.0).start())
         self.queue = Queue(QUEUE, router=self.router)  # B and C
         # E: the same flags, the new backend with `enqueue_synchronous_commit = false` (opt-in, docs/backend.md)
         self.async_pg = PostgresBackend(pg_url, synchronous_commit=False)

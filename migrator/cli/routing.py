@@ -1,4 +1,4 @@
-"""`flip`, `unflip`, `rollout`, `rollback`, `status`, `history`: the routing commands over migrator.flags."""
+"""`flip`, `unflip`, `rollout`, `rollback`, `status`, `history`: the routing commands over migrator.routing."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,7 @@ from rich.table import Column, Table
 from adapters.base import BackendName
 from migrator import wiring
 from migrator.playbook import state as playbook_state
-from migrator.routing import history, known_jobs, tables
+from migrator.routing import history, known_jobs, presence
 from migrator.routing import status as routing_status
 from migrator.cli.options import AppContext, console, emit_json, json_option, pass_app
 from migrator.config import Settings
@@ -23,22 +23,17 @@ from migrator.routing.decide import decide
 by_option = click.option("--by", help="Who makes the change, for the audit log [default: OS user@host].")
 
 
-def _schema(settings: Settings) -> str:
-    return settings.schema
-
-
-def _known(settings: Settings) -> list[str]:
+def _known(settings: Settings, store: FlagStore) -> list[str]:
     if os.getcwd() not in sys.path:  # like `rq worker`, the app's modules import from the working directory
         sys.path.insert(0, os.getcwd())
-    with tables.connection(settings.database_url) as conn:
-        return known_jobs.known_jobs(conn, _schema(settings), settings.job_modules)
+    return known_jobs.known_jobs(store.tables, settings.job_modules)
 
 
 def _require_known(settings: Settings, store: FlagStore, job: str) -> None:
     if not job.strip():
         raise BadInput("the job name is empty; give the dotted path, e.g. app.jobs.send_email")
     snapshot = store.snapshot()
-    known = set(_known(settings)) | snapshot.flipped | snapshot.pinned
+    known = set(_known(settings, store)) | snapshot.flipped | snapshot.pinned
     if job in known:
         return
     guesses = known_jobs.closest(job, known)
@@ -74,7 +69,7 @@ def _report(change: Change, job: str | None, settings: Settings) -> None:
 def flip(app: AppContext, job: str, back: bool, force: bool, by: str | None) -> None:
     """Route JOB to the new backend (Postgres), or with --back pin it to the legacy one."""
     settings = app.settings()
-    store = FlagStore.from_settings(settings)
+    store = wiring.flag_store(settings)
     if not force:
         _require_known(settings, store, job)
     _report(store.pin(job, by) if back else store.flip(job, by), job, settings)
@@ -87,7 +82,7 @@ def flip(app: AppContext, job: str, back: bool, force: bool, by: str | None) -> 
 def unflip(app: AppContext, job: str, by: str | None) -> None:
     """Remove JOB's flip or pin: it follows the rollout rule again."""
     settings = app.settings()
-    change = FlagStore.from_settings(settings).unflip(job, by)
+    change = wiring.flag_store(settings).unflip(job, by)
     flagged = change.before.flipped | change.before.pinned
     if change.entry is None and job not in flagged:
         guesses = known_jobs.closest(job, flagged)
@@ -106,7 +101,7 @@ def rollout(app: AppContext, percent: float | None, everything: bool, by: str | 
     if (percent is None) == (not everything):
         raise BadInput("give exactly one of --percent P or --all")
     settings = app.settings()
-    store = FlagStore.from_settings(settings)
+    store = wiring.flag_store(settings)
     _report(store.rollout_all(by) if everything else store.rollout_percent(percent or 0.0, by), None, settings)
 
 
@@ -116,7 +111,7 @@ def rollout(app: AppContext, percent: float | None, everything: bool, by: str | 
 def rollback(app: AppContext, by: str | None) -> None:
     """Everything back to the legacy backend: clears flips, pins and rollout in one recorded step."""
     settings = app.settings()
-    change = FlagStore.from_settings(settings).rollback(by)
+    change = wiring.flag_store(settings).rollback(by)
     _report(change, None, settings)
     if change.entry is not None and change.entry.restore_commands:
         _say("to redo what was rolled back:\n  " + "\n  ".join(change.entry.restore_commands))
@@ -147,11 +142,13 @@ def _rq_counter(settings: Settings) -> routing_status.Counter:
 @json_option
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
-    """Every known job: where it routes and why; queue depths on both backends."""
+    """Every known job: where it routes and why; queue depths on both backends; the live routers."""
     settings = app.settings()
-    snapshot = FlagStore.from_settings(settings).snapshot()
+    store = wiring.flag_store(settings)
+    snapshot = store.snapshot()
     counters = {BackendName.POSTGRES: _postgres_counter(settings), BackendName.RQ: _rq_counter(settings)}
-    report = routing_status.build(snapshot, _known(settings), counters)
+    routers = presence.live_routers(store.tables, presence.drop_out_after(settings.flag_cache_seconds))
+    report = routing_status.build(snapshot, _known(settings, store), counters, routers=routers)
     playbooks = playbook_state.current_steps(wiring.playbook_state(settings))
     if as_json:
         emit_json({**report.to_json(), "playbooks": [p.to_json() for p in playbooks]})
@@ -178,6 +175,21 @@ def _render_status(report: routing_status.StatusReport) -> None:
         for queue, states in sorted(d.by_queue().items()):
             depths.add_row(str(d.backend), queue, ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
     console.print(depths)
+    _render_routers(report)
+
+
+def _render_routers(report: routing_status.StatusReport) -> None:
+    if not report.routers:
+        _say("live routers: none (no process has routed jobs through migrator.Queue lately)")
+        return
+    behind = report.lagging
+    _say(f"live routers: {len(report.routers)}, "
+         + (f"{len(behind)} not yet on version {report.snapshot.version}" if behind else "all on the current version"))
+    routers = Table("host", Column("pid", justify="right"), Column("version", justify="right"), "last seen")
+    for r in report.routers:
+        mark = " (lagging)" if r in behind else ""
+        routers.add_row(escape(r.host), str(r.pid), f"{r.version}{mark}", r.last_seen.strftime("%H:%M:%S %Z"))
+    console.print(routers)
 
 
 @click.command("history")
@@ -186,8 +198,7 @@ def _render_status(report: routing_status.StatusReport) -> None:
 @pass_app
 def history_cmd(app: AppContext, limit: int, as_json: bool) -> None:
     """The audit log of routing changes: who, when, what, before and after."""
-    settings = app.settings()
-    entries = history.entries(settings.database_url, _schema(settings), limit)
+    entries = wiring.flag_store(app.settings()).history(limit)
     if as_json:
         emit_json([e.to_json() for e in entries])
         return

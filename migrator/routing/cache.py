@@ -1,21 +1,18 @@
 """CachedFlags: this process's routing snapshot, refreshed by a daemon thread, so that a routing decision is an
-attribute read; it also batches the job names the router has seen. Survives forks (RQ work horses, preforking
-web servers) by restarting its thread in the child."""
+attribute read; it also batches the job names the router has seen and reports the version it applies (presence).
+Survives forks (RQ work horses, preforking web servers) by restarting its thread in the child."""
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Iterable
-from typing import Any
 
-import psycopg
-
-from adapters.pg_backend import db
-from migrator.config import Settings
-from migrator.routing import known_jobs, tables
+from migrator.routing import presence
 from migrator.routing.flag_store import FlagStore
 from migrator.routing.snapshot import LEGACY, RoutingSnapshot
 
@@ -34,7 +31,10 @@ class CachedFlags:
         self.known = False  # True once a snapshot was read from the store
         self.read_at: float | None = None  # time.monotonic() of the last good read
         self._failing = False
-        self._conn: psycopg.Connection[Any] | None = None
+        self._session = store.tables.session(timeout=max(1.0, self.refresh_seconds))
+        self._token = uuid.uuid4().hex  # this process in the routers' presence table (pids repeat)
+        self._reported: tuple[int, float] | None = None  # (version, time.monotonic()) of the last report
+        self._presence_failing = False
         self._seen: set[str] = set()
         self._unsaved: set[str] = set()
         self._lock = threading.Lock()  # guards the seen-name buffers
@@ -42,12 +42,7 @@ class CachedFlags:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._forked = False
-        self._inherited: list[Any] = []
         _FORK_WATCH.add(self)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "CachedFlags":
-        return cls(FlagStore.from_settings(settings), settings.flag_cache_seconds)
 
     def start(self) -> "CachedFlags":
         """Read once now (so the first decisions use real flags when the store answers), then in the background."""
@@ -76,20 +71,36 @@ class CachedFlags:
 
     def _refresh(self) -> bool:
         try:
-            conn = self._connection()
-            with tables.translated(self.store.url):
-                snapshot = self.store.read(conn)
-                self._flush_seen(conn)
+            snapshot = self.store.read(self._session)
+            self._flush_seen()
         except Exception as exc:  # any failure keeps the last known routing; the thread must not die
-            self._drop_connection()
             self._report_failure(exc)
             return False
         self._snapshot, self.known, self.read_at = snapshot, True, time.monotonic()
         if self._failing:
-            log.info("flag store %s reachable again; routing version %d", db.masked(self.store.url),
+            log.info("flag store %s reachable again; routing version %d", self.store.tables.location,
                      snapshot.version)
             self._failing = False
+        self._report_presence(snapshot.version)
         return True
+
+    def _report_presence(self, version: int) -> None:
+        """Tell the store which version this process applies: at once when it changed, else as a heartbeat.
+        Routing never depends on it: a failure is logged once and the snapshot stays applied."""
+        now = time.monotonic()
+        if self._reported is not None:
+            last_version, last_at = self._reported
+            if last_version == version and now - last_at < presence.REPORT_EVERY:
+                return
+        try:
+            self._session.report_router(self._token, socket.gethostname(), os.getpid(), version)
+        except Exception as exc:  # a schema without the routers table (not migrated yet), a dropped connection
+            if not self._presence_failing:
+                log.warning("could not report this router's routing version to %s: %s",
+                            self.store.tables.location, exc)
+            self._presence_failing = True
+            return
+        self._reported, self._presence_failing = (version, now), False
 
     def close(self) -> None:
         """Stop refreshing; job names seen since the last refresh are saved first (a short-lived process, a
@@ -97,37 +108,31 @@ class CachedFlags:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
-        if self._unsaved:
-            try:
-                with self._reading, tables.translated(self.store.url):
-                    self._flush_seen(self._connection())
-            except Exception as exc:  # best effort: the names are seen again next time
-                log.warning("could not save %d seen job names: %s", len(self._unsaved), exc)
-        self._drop_connection()
+        with self._reading:
+            if self._unsaved:
+                try:
+                    self._flush_seen()
+                except Exception as exc:  # best effort: the names are seen again next time
+                    log.warning("could not save %d seen job names: %s", len(self._unsaved), exc)
+            if self._reported is not None:
+                try:  # leave the routers' table at once rather than after the drop-out bound
+                    self._session.remove_router(self._token)
+                except Exception as exc:  # best effort: the row drops out of live_routers after the bound
+                    log.debug("could not remove this router's presence: %s", exc)
+                self._reported = None
+            self._session.close()
 
     def _run(self) -> None:
         while not self._stop.wait(self.refresh_seconds):
             self.refresh()
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = db.connect(self.store.url, application_name="migrator-flags",
-                                    timeout=max(1.0, self.refresh_seconds))
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except psycopg.Error:
-                pass
-
-    def _flush_seen(self, conn: psycopg.Connection[Any]) -> None:
+    def _flush_seen(self) -> None:
         with self._lock:
             batch, self._unsaved = self._unsaved, set()
+        if not batch:
+            return
         try:
-            known_jobs.record_seen(conn, self.store.schema, batch)
+            self._session.record_seen(batch)
         except Exception:
             with self._lock:
                 self._unsaved |= batch  # retried at the next refresh
@@ -137,7 +142,7 @@ class CachedFlags:
         if self._failing:
             return  # logged once per outage, not once per refresh
         self._failing = True
-        where = db.masked(self.store.url)
+        where = self.store.tables.location
         if self.known:
             age = time.monotonic() - (self.read_at or time.monotonic())
             log.warning("flag store %s unreadable (%s); keeping the last known routing, version %d read %.1fs ago",
@@ -151,10 +156,7 @@ class CachedFlags:
             if not self._forked:
                 return
             self._forked = False
-            # The parent's connection shares its socket with us: never close it here (that would end the
-            # parent's session), just keep it referenced so garbage collection does not close it either.
-            self._inherited.append(self._conn)
-            self._conn, self._stop = None, threading.Event()
+            self._stop = threading.Event()
             self._thread = threading.Thread(target=self._run, name="migrator-flags", daemon=True)
         self._thread.start()
 
@@ -162,6 +164,10 @@ class CachedFlags:
         self._forked = self._thread is not None and not self._stop.is_set()
         # Locks held by another thread at fork time would never be released in the child.
         self._lock, self._reading = threading.Lock(), threading.Lock()
+        # The parent's connection shares its socket with us: the session lets go of it without closing it, and
+        # the child opens its own. The child is another router: its own token, reported at its first refresh.
+        self._session.after_fork()
+        self._token, self._reported = uuid.uuid4().hex, None
 
 
 _FORK_WATCH: "weakref.WeakSet[CachedFlags]" = weakref.WeakSet()

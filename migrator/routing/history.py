@@ -9,15 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
-from psycopg.types.json import Jsonb
-
-from migrator.routing import tables
+from adapters.base import HistoryRow, RoutingEdit, RoutingStore
 from migrator.routing.snapshot import RoutingSnapshot
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One routing change in the audit log: who, when, what, and the routing before and after."""
+
     id: int
     at: datetime
     actor: str
@@ -60,23 +59,22 @@ def restore_commands(snapshot: RoutingSnapshot) -> list[str]:
     return commands
 
 
-def record(conn: psycopg.Connection[Any], schema: str, *, actor: str, action: str, job_name: str | None,
-           detail: dict[str, Any], before: RoutingSnapshot, after: RoutingSnapshot) -> Entry:
-    """Write one entry on `conn`, inside the caller's transaction, so no change goes unrecorded."""
-    rows = tables.fetch_all(conn, schema, "insert_history", {
-        "actor": actor, "action": action, "job": job_name, "detail": Jsonb(detail),
-        "before": Jsonb(before.to_json()), "after": Jsonb(after.to_json())})
-    entry_id, at = rows[0]
-    return Entry(int(entry_id), at, actor, action, job_name, detail, before, after)
+def record(tx: RoutingEdit, *, actor: str, action: str, job_name: str | None, detail: dict[str, Any],
+           before: RoutingSnapshot, after: RoutingSnapshot) -> Entry:
+    """Write one entry inside the edit's transaction, so no change goes unrecorded."""
+    entry_id, at = tx.insert_history(actor=actor, action=action, job_name=job_name, detail=detail,
+                                     before=before.to_json(), after=after.to_json())
+    return Entry(entry_id, at, actor, action, job_name, detail, before, after)
 
 
-def entries(url: str, schema: str = "public", limit: int = 50) -> list[Entry]:
+def entries(store: RoutingStore, limit: int = 50) -> list[Entry]:
     """The newest `limit` entries, newest first."""
-    with tables.connection(url) as conn:
-        rows = tables.fetch_all(conn, schema, "list_history", {"limit": limit})
-    return [Entry(int(i), at, actor, action, job, detail or {}, RoutingSnapshot.from_json(before),
-                  RoutingSnapshot.from_json(after))
-            for i, at, actor, action, job, detail, before, after in rows]
+    return [from_row(row) for row in store.history(limit)]
+
+
+def from_row(row: HistoryRow) -> Entry:
+    return Entry(row.id, row.at, row.actor, row.action, row.job_name, dict(row.detail),
+                 RoutingSnapshot.from_json(dict(row.before)), RoutingSnapshot.from_json(dict(row.after)))
 
 
 def summarize(before: RoutingSnapshot, after: RoutingSnapshot) -> str:

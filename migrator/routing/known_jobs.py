@@ -5,11 +5,8 @@ import difflib
 import importlib
 import inspect
 from collections.abc import Iterable
-from typing import Any
 
-import psycopg
-
-from migrator.routing import tables
+from adapters.base import RoutingStore
 from migrator.errors import BadInput
 
 
@@ -28,19 +25,9 @@ def module_jobs(modules: Iterable[str]) -> list[str]:
     return sorted(names)
 
 
-def record_seen(conn: psycopg.Connection[Any], schema: str, names: Iterable[str]) -> None:
-    """Upsert job names in one statement (the router batches them, see flags.CachedFlags.record_seen)."""
-    batch = sorted(set(names))
-    if batch:
-        tables.fetch_all(conn, schema, "record_seen", {"names": batch})
-
-
-def seen_jobs(conn: psycopg.Connection[Any], schema: str) -> list[str]:
-    return [name for (name,) in tables.fetch_all(conn, schema, "seen_jobs")]
-
-
-def known_jobs(conn: psycopg.Connection[Any], schema: str, modules: Iterable[str]) -> list[str]:
-    return sorted(set(module_jobs(modules)) | set(seen_jobs(conn, schema)))
+def known_jobs(store: RoutingStore, modules: Iterable[str]) -> list[str]:
+    """The configured modules' jobs and the names the router has seen (batched by cache.CachedFlags.record_seen)."""
+    return sorted(set(module_jobs(modules)) | set(store.seen_jobs()))
 
 
 def closest(name: str, known: Iterable[str], n: int = 3) -> list[str]:

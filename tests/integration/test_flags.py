@@ -17,7 +17,8 @@ import pytest
 from flipper import FeatureFlagClient, PostgreSQLFeatureFlagStore
 
 from adapters.pg_backend import schema
-from migrator.routing import decide as router, history, known_jobs
+from adapters.pg_backend.routing_tables import RoutingTables
+from migrator.routing import decide as router, history
 from migrator.routing.cache import CachedFlags
 from migrator.routing.flag_store import FlagStore
 from migrator.routing.flipper_items import NAME_LIMIT, ROLLOUT_FLAG, job_flag_name
@@ -30,7 +31,7 @@ LONG = "app.jobs.billing.invoices.reconciliation.nightly.send_overdue_reminder_e
 
 @pytest.fixture
 def store(pg_url: str) -> FlagStore:
-    return FlagStore(pg_url)
+    return FlagStore(RoutingTables(pg_url))
 
 
 def test_flip_pin_unflip_round_trip(store: FlagStore) -> None:
@@ -63,7 +64,7 @@ def test_rollback_is_one_recorded_step(store: FlagStore, pg_url: str) -> None:
     for i in range(5):
         store.flip(f"app.jobs.j{i}")
     store.rollback()
-    entries = history.entries(pg_url)
+    entries = history.entries(RoutingTables(pg_url))
     assert [e.action for e in entries[:2]] == ["rollback", "flip"]
     assert len(entries[0].before.flipped) == 5 and entries[0].after.is_legacy
     with psycopg.connect(pg_url) as conn:  # nothing of the per-job flags is left behind
@@ -74,7 +75,7 @@ def test_an_edit_that_changes_nothing_is_not_recorded(store: FlagStore, pg_url: 
     store.flip("app.jobs.a")
     again = store.flip("app.jobs.a")
     assert again.entry is None and again.before == again.after
-    assert len(history.entries(pg_url)) == 1
+    assert len(history.entries(RoutingTables(pg_url))) == 1
 
 
 def test_percent_outside_range_is_refused(store: FlagStore) -> None:
@@ -129,25 +130,25 @@ def test_concurrent_edits_from_threads_are_all_kept(store: FlagStore, pg_url: st
     assert not errors
     s = store.snapshot()
     assert len(s.flipped) == 24 and len(s.pinned) == 24 and s.version == 48
-    versions = sorted(e.after.version for e in history.entries(pg_url, limit=100))
+    versions = sorted(e.after.version for e in history.entries(RoutingTables(pg_url), limit=100))
     assert versions == list(range(1, 49))
 
 
 def test_record_seen_makes_a_job_known(pg_url: str) -> None:
-    cached = CachedFlags(FlagStore(pg_url), refresh_seconds=60)
+    cached = CachedFlags(FlagStore(RoutingTables(pg_url)), refresh_seconds=60)
     cached.record_seen(["app.jobs.x", "app.jobs.y"])
     cached.record_seen(["app.jobs.x"])
     assert cached.refresh()
-    with psycopg.connect(pg_url) as conn:
-        assert known_jobs.seen_jobs(conn, "public") == ["app.jobs.x", "app.jobs.y"]
+    assert RoutingTables(pg_url).seen_jobs() == ["app.jobs.x", "app.jobs.y"]
     cached.close()
 
 
 WATCHER = """
 import sys, time
 from migrator.routing.cache import CachedFlags
-from migrator.routing.flag_store import FlagStore
-cached = CachedFlags(FlagStore(sys.argv[1]), refresh_seconds=float(sys.argv[2])).start()
+from migrator import wiring
+from migrator.config import Settings
+cached = CachedFlags(wiring.flag_store(Settings(database_url=sys.argv[1])), refresh_seconds=float(sys.argv[2])).start()
 print("ready", cached.snapshot().version, flush=True)
 seen = cached.snapshot().version
 while True:
@@ -183,7 +184,8 @@ def test_a_change_reaches_another_process(store: FlagStore, watcher: queue.Queue
 
 
 def test_never_known_routes_everything_legacy(caplog: pytest.LogCaptureFixture) -> None:
-    cached = CachedFlags(FlagStore(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"), refresh_seconds=0.1)
+    nowhere = RoutingTables(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres")
+    cached = CachedFlags(FlagStore(nowhere), refresh_seconds=0.1)
     with caplog.at_level(logging.ERROR, logger="migrator.flags"):
         cached.start()
     try:
@@ -206,7 +208,7 @@ def own_server(tmp_path: Path) -> Iterator[LocalPostgres]:
 
 
 def test_store_stopped_keeps_last_known_routing(own_server: LocalPostgres, caplog: pytest.LogCaptureFixture) -> None:
-    store = FlagStore(own_server.url)
+    store = FlagStore(RoutingTables(own_server.url))
     store.flip("app.jobs.a")
     store.rollout_percent(30)
     cached = CachedFlags(store, refresh_seconds=0.1).start()
@@ -220,7 +222,7 @@ def test_store_stopped_keeps_last_known_routing(own_server: LocalPostgres, caplo
         assert cached.snapshot() == known
         assert router.decide("app.jobs.a", cached.snapshot()) == router.FLIPPED
         own_server.start()
-        FlagStore(own_server.url).unflip("app.jobs.a")
+        FlagStore(RoutingTables(own_server.url)).unflip("app.jobs.a")
         wait_for(lambda: cached.snapshot().version == known.version + 1, timeout=20, what="recovery")
     finally:
         cached.close()

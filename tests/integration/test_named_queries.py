@@ -40,6 +40,8 @@ PARAMS: dict[str, dict[str, dict]] = {
         "insert_history": {"actor": "t@h", "action": "flip", "job": "a.b", "detail": "{}", "before": "{}",
                            "after": "{}"},
         "list_history": {"limit": 5}, "record_seen": {"names": ["a.b"]}, "seen_jobs": {},
+        "report_router": {"token": "t1", "host": "h", "pid": 1, "version": 3}, "remove_router": {"token": "t0"},
+        "prune_routers": {"seconds": 60.0}, "live_routers": {"within": 6.0},
     },
     "playbook.sql": {
         "try_lock_playbook": {"namespace": 1, "key": 2}, "unlock_playbook": {"namespace": 1, "key": 2},

@@ -13,6 +13,7 @@ from rq import Retry
 
 from adapters.base import BackendName, BackendUnavailable, JobRefused
 from adapters.pg_backend.backend import PostgresBackend
+from adapters.pg_backend.routing_tables import RoutingTables
 from adapters.rq_backend import RQBackend
 from migrator import Queue, Router, job
 from migrator.routing.cache import CachedFlags
@@ -24,12 +25,13 @@ from tests.support import (ROOT, stop_processes, ledger_counts, ledger_sides, ru
 
 @pytest.fixture
 def store(pg_url):
-    return FlagStore(pg_url)
+    return FlagStore(RoutingTables(pg_url))
 
 
 @pytest.fixture
 def router(pg_url, redis_url):
-    r = Router(RQBackend(redis_url), PostgresBackend(pg_url), CachedFlags(FlagStore(pg_url), 0.1).start())
+    flags = CachedFlags(FlagStore(RoutingTables(pg_url)), 0.1).start()
+    r = Router(RQBackend(redis_url), PostgresBackend(pg_url), flags)
     yield r
     r.close()
 
@@ -124,7 +126,7 @@ def test_job_decorator_delay(router, store, redis_url, pg_url):
 
 def test_unreachable_backend_is_an_error_or_falls_back_when_asked(redis_url, pg_url):
     dead_rq = RQBackend("redis://:pw@127.0.0.1:1/0")
-    flags = CachedFlags(FlagStore(pg_url), 0.1).start()
+    flags = CachedFlags(FlagStore(RoutingTables(pg_url)), 0.1).start()
     strict = Router(dead_rq, PostgresBackend(pg_url), flags)
     with pytest.raises(BackendUnavailable, match=r"rq is unreachable at redis://:\*\*\*@127.0.0.1:1/0"):
         Queue(router=strict).enqueue(jobs.add, 1, 2)

@@ -5,13 +5,13 @@ import json
 import subprocess
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 import rq
 
 from adapters.base import JobSpec
 from adapters.pg_backend.backend import PostgresBackend
+from adapters.pg_backend.routing_tables import RoutingTables
 from migrator.routing import history, known_jobs
 from migrator.localservers import free_port
 from tests.support import run_cli
@@ -20,8 +20,7 @@ from tests.support import run_cli
 @pytest.fixture
 def cli(pg_url: str):  # type: ignore[no-untyped-def]
     """Run a migrator command against this test's database; the jobs below are known (seen by the router)."""
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        known_jobs.record_seen(conn, "public", ["app.jobs.send_email", "app.jobs.resize_image", "tests.jobs.add"])
+    RoutingTables(pg_url).record_seen(["app.jobs.send_email", "app.jobs.resize_image", "tests.jobs.add"])
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, DATABASE_URL=pg_url, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", COLUMNS="200")

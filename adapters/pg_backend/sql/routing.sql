@@ -1,4 +1,5 @@
--- Named SQL of the routing tables (migrator/flags.py, history.py, known_jobs.py), migrated by 0002_routing.sql.
+-- Named SQL of the routing tables, run by adapters/pg_backend/routing_tables.py; migrated by 0002_routing.sql
+-- and 0004_routers.sql.
 -- Placeholders in braces are identifiers filled in with psycopg.sql.
 
 -- lock_routing: serialise routing edits; flipper items are read-modify-write, so two concurrent edits without
@@ -32,3 +33,18 @@ ON CONFLICT (name) DO UPDATE SET last_seen = now();
 
 -- seen_jobs: every job name the router has routed
 SELECT name FROM {seen_jobs} ORDER BY name;
+
+-- report_router: this process applies routing `version`: inserted at its first report, then its heartbeat
+INSERT INTO {routers} (token, host, pid, version) VALUES (%(token)s, %(host)s, %(pid)s, %(version)s)
+ON CONFLICT (token) DO UPDATE SET version = excluded.version, last_seen = now();
+
+-- remove_router: a router that closes cleanly leaves at once, rather than after the drop-out bound
+DELETE FROM {routers} WHERE token = %(token)s;
+
+-- prune_routers: forget processes killed without a clean close, long after they dropped out
+DELETE FROM {routers} WHERE last_seen < now() - make_interval(secs => %(seconds)s);
+
+-- live_routers: routers heard from within the bound, by the server's clock (hosts' clocks may disagree)
+SELECT host, pid, version, first_seen, last_seen FROM {routers}
+WHERE last_seen >= now() - make_interval(secs => %(within)s)
+ORDER BY host, pid, first_seen;
