@@ -102,6 +102,8 @@ class Database:
                 yield pooled
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise unavailable(self.url, exc) from exc
+        except psycopg.errors.UndefinedTable as exc:  # a database nobody migrated: say what to run
+            raise SchemaMissing("postgres", masked(self.url), "the job tables") from exc
 
     def execute(self, name: str, params: dict[str, Any] | None = None,
                 conn: psycopg.Connection[Any] | None = None) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import psycopg
 import pytest
@@ -216,3 +217,18 @@ def test_unreachable_postgres_is_one_line_exit_2(args):
     assert done.returncode == 2 and done.stdout == ""
     line = one_error_line(done.stderr)
     assert "postgres is unreachable" in line and "secret" not in line
+
+
+def test_a_database_nobody_migrated_is_one_line_saying_what_to_run(pg_server):
+    """A raw psycopg error never crosses into migrator: a missing table is the adapter's SchemaMissing."""
+    name = f"unmigrated_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        done = run_cli("jobs", "counts", DATABASE_URL=pg_server.url_for(name))
+    finally:
+        with psycopg.connect(pg_server.url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert one_error_line(done.stderr).startswith("error: the job tables are missing in postgres at ")
+    assert "run `migrator db migrate` first" in done.stderr and "Traceback" not in done.stderr
