@@ -57,7 +57,7 @@ def moves(job_name: str, before: RoutingSnapshot, after: RoutingSnapshot) -> boo
 
 
 def flipped(before: RoutingSnapshot, job_name: str) -> RoutingSnapshot:
-    return before.with_job(job_name, "new")
+    return before.with_job(job_name, BackendName.POSTGRES)
 
 
 def rolled_out(before: RoutingSnapshot, percent: float | None) -> RoutingSnapshot:

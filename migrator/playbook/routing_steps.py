@@ -17,7 +17,7 @@ def target(step: Step, snapshot: RoutingSnapshot) -> RoutingSnapshot:
     if step.kind is Kind.ROLLOUT:
         return replace(snapshot, rollout_all=step.everything, percent=100.0 if step.everything else
                        round(step.percent or 0.0, 2))
-    route = {Kind.FLIP: "new", Kind.PIN: "legacy", Kind.UNFLIP: None}[step.kind]
+    route = {Kind.FLIP: BackendName.POSTGRES, Kind.PIN: BackendName.RQ, Kind.UNFLIP: None}[step.kind]
     assert step.job is not None
     return snapshot.with_job(step.job, route)
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from adapters.base import BackendName
 from migrator.errors import BadInput
 from migrator.routing.snapshot import LEGACY, RoutingSnapshot
 
@@ -48,9 +49,9 @@ def _item(name: str, enabled: bool, client_data: dict[str, Any], bucketer: Any =
     return bytes(FeatureFlagStoreItem(name, enabled, meta).serialize())
 
 
-def encode_job(job: str, route: str) -> bytes:
+def encode_job(job: str, route: BackendName) -> bytes:
     """A per-job flag: enabled = flipped to the new backend, disabled = pinned to the legacy one."""
-    return _item(job_flag_name(job), route == "new", {"job": job})
+    return _item(job_flag_name(job), route is BackendName.POSTGRES, {"job": job})
 
 
 def encode_rollout(s: RoutingSnapshot) -> bytes:

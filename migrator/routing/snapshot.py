@@ -5,6 +5,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from adapters.base import BackendName
+
 
 @dataclass(frozen=True, slots=True)
 class RoutingSnapshot:
@@ -27,12 +29,12 @@ class RoutingSnapshot:
         """True when every job routes to the legacy backend."""
         return not (self.flipped or self.rollout_all or self.threshold > 0)
 
-    def with_job(self, job: str, route: str | None) -> "RoutingSnapshot":
-        """This state with `job` flipped ('new'), pinned ('legacy') or back to the rollout rule (None)."""
+    def with_job(self, job: str, route: BackendName | None) -> "RoutingSnapshot":
+        """This state with `job` flipped (POSTGRES), pinned (RQ) or back to the rollout rule (None)."""
         flipped, pinned = self.flipped - {job}, self.pinned - {job}
-        if route == "new":
+        if route is BackendName.POSTGRES:
             flipped |= {job}
-        elif route == "legacy":
+        elif route is BackendName.RQ:
             pinned |= {job}
         return replace(self, flipped=flipped, pinned=pinned)
 

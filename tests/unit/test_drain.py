@@ -23,7 +23,7 @@ def entry(i: int, seconds: float, before: RoutingSnapshot, after: RoutingSnapsho
 
 
 def test_timeline_dates_the_last_uninterrupted_flip() -> None:
-    flipped = LEGACY.with_job(JOB, "new")
+    flipped = LEGACY.with_job(JOB, BackendName.POSTGRES)
     entries = [entry(1, 10, LEGACY, flipped), entry(2, 20, flipped, LEGACY), entry(3, 30, LEGACY, flipped)]
     timeline = RoutingTimeline(entries[::-1], flipped)  # the log comes newest first
     assert timeline.since(JOB) == at(30)

@@ -86,6 +86,6 @@ def test_snapshot_round_trips_through_json() -> None:
 
 
 def test_with_job_moves_a_job_between_flipped_and_pinned() -> None:
-    s = RoutingSnapshot().with_job("a", "new").with_job("a", "legacy")
+    s = RoutingSnapshot().with_job("a", BackendName.POSTGRES).with_job("a", BackendName.RQ)
     assert s.pinned == {"a"} and not s.flipped
     assert s.with_job("a", None) == RoutingSnapshot()
