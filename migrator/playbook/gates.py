@@ -148,6 +148,8 @@ def propagation(ctx: Context, version: int) -> GateResult:
         more = f" and {len(behind) - 5} more" if len(behind) > 5 else ""
         return GateResult("propagation", False, values, f"{len(behind)} of {len(routers)} routers do not apply "
                           f"routing version {version} yet: {names}{more}")
+    if not routers:
+        return GateResult("propagation", True, values, "no live routers: no app process routes jobs now")
     return GateResult("propagation", True, values, f"all {len(routers)} live routers apply version {version}")
 
 

@@ -77,9 +77,14 @@ class Runner:
         records = {s.index: s for s in self.ctx.state.steps(run.id)}
         index = run.step
         performer = Performer(self.plan, self.ctx, run.id, self.observer.progress, self._check_abort(run.id))
+        check_abort = self._check_abort(run.id)
         while index <= len(self.plan.steps):
             step = self.plan.steps[index - 1]
             record = records.get(index)
+            try:
+                check_abort()  # between steps too: a step without a wait would never look
+            except Aborted:
+                return RunOutcome(run.id, runs.ABORTED, index, "aborted by the operator")
             if not self._confirmed(step, record):
                 message = f"paused before step {index} ({step.title}): not confirmed; run again to continue"
                 self.ctx.state.set_run(run.id, runs.STOPPED, index, message)
