@@ -14,7 +14,9 @@ from adapters.base import BackendError, HistoryRow, RouterRow, SchemaMissing
 from adapters.pg_backend import db
 
 TABLES = "the routing tables"  # what SchemaMissing names
-PRUNE_AFTER = 24 * 3600.0  # seconds: a router row unheard of this long belongs to a process killed long ago
+# Seconds: a router row unheard of this long belongs to a process that exited without closing (SIGKILL, an RQ work
+# horse's os._exit): long gone from live_routers, which look back seconds, not hours.
+PRUNE_AFTER = 3600.0
 
 
 class RoutingTables:

@@ -34,6 +34,7 @@ class CachedFlags:
         self._session = store.tables.session(timeout=max(1.0, self.refresh_seconds))
         self._token = uuid.uuid4().hex  # this process in the routers' presence table (pids repeat)
         self._reported: tuple[int, float] | None = None  # (version, time.monotonic()) of the last report
+        self._born = time.monotonic()  # of this process (reset in a forked child): see _report_presence
         self._presence_failing = False
         self._seen: set[str] = set()
         self._unsaved: set[str] = set()
@@ -86,8 +87,14 @@ class CachedFlags:
 
     def _report_presence(self, version: int) -> None:
         """Tell the store which version this process applies: at once when it changed, else as a heartbeat.
-        Routing never depends on it: a failure is logged once and the snapshot stays applied."""
+        Routing never depends on it: a failure is logged once and the snapshot stays applied.
+
+        A process reports once it has routed for REPORT_EVERY seconds. A younger one read the routing when it
+        started, so it lags no change by more than its age; and short-lived processes (an RQ work horse per job,
+        a script) then write no row, since one that exits without close() would linger until pruned."""
         now = time.monotonic()
+        if now - self._born < presence.REPORT_EVERY:
+            return
         if self._reported is not None:
             last_version, last_at = self._reported
             if last_version == version and now - last_at < presence.REPORT_EVERY:
@@ -167,7 +174,7 @@ class CachedFlags:
         # The parent's connection shares its socket with us: the session lets go of it without closing it, and
         # the child opens its own. The child is another router: its own token, reported at its first refresh.
         self._session.after_fork()
-        self._token, self._reported = uuid.uuid4().hex, None
+        self._token, self._reported, self._born = uuid.uuid4().hex, None, time.monotonic()
 
 
 _FORK_WATCH: "weakref.WeakSet[CachedFlags]" = weakref.WeakSet()

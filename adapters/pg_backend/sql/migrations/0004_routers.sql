@@ -5,7 +5,7 @@
 -- One row per routing process (a per-process token: pids repeat across hosts and restarts). Written by the
 -- flag cache's refresher when its version changes and as a heartbeat; deleted on a clean close. A killed
 -- process leaves its row behind: readers go by last_seen (the server's clock, so hosts' clocks do not matter),
--- and rows unheard of for a day are pruned when a new router first reports.
+-- and rows unheard of for an hour are pruned when a new router first reports.
 CREATE TABLE IF NOT EXISTS {routers} (
     token      text PRIMARY KEY,
     host       text NOT NULL,
