@@ -131,8 +131,8 @@ def _rq_counter(settings: Settings) -> routing_status.Counter:
     def count() -> list[Any]:
         backend = wiring.rq_backend(settings)
         try:
-            # by_func: status lists pending jobs per job name, so RQ must read each job's name, not only sizes
-            return list(backend.counts(by_func=True))
+            # by_job: status lists pending jobs per job name, so RQ must read each job's name, not only sizes
+            return list(backend.counts(by_job=True))
         finally:
             backend.close()
     return count
