@@ -239,6 +239,17 @@ class WorkerInfo:
 
 # Says whether a job name is routed to the other backend (so its arrivals are worth dating: stray enqueues).
 Watch = Callable[[str], bool]
+MARK_PREFIX = "migrator_"  # meta keys the toolkit itself writes on a job (e.g. why the router sent it where it is)
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One job of a watched job name, and when it entered the backend; `marks` are the toolkit's own meta keys
+    on it (MARK_PREFIX...), which tell a job the router put there on purpose from one that came around it."""
+
+    job_name: str
+    at: datetime
+    marks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,8 +261,8 @@ class Inventory:
     rows: tuple[Remaining, ...]
     workers: tuple[WorkerInfo, ...]
     per_job: bool = True  # False: counted from sizes, job names not read
-    # (job name, when it entered the backend) of pending jobs read one by one whose job name `watch` accepted
-    arrivals: tuple[tuple[str, datetime], ...] = ()
+    # jobs read one by one (pending or done) whose job name `watch` accepted
+    arrivals: tuple[Arrival, ...] = ()
     # (queue, scheduled jobs) of queues whose scheduled jobs no live scheduler will ever enqueue
     unscheduled: tuple[tuple[str, int], ...] = ()
 

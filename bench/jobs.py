@@ -17,3 +17,7 @@ def stamp(path: str) -> None:
     with open(tmp, "w") as f:
         f.write(repr(now))
     os.replace(tmp, path)
+
+
+def other_noop() -> None:
+    """A second no-op with its own job name, for benches that route two job names differently."""

@@ -81,7 +81,8 @@ class Database:
             try:
                 self._pool.open(wait=True, timeout=5)
             except PoolTimeout as exc:
-                self._pool = None
+                failed, self._pool = self._pool, None
+                failed.close(timeout=0)  # else its workers keep reconnecting in the background, for nobody
                 raise unavailable(self.url, exc) from exc
         return self._pool
 

@@ -6,20 +6,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import rq
 from redis import Redis
 
-from adapters.base import ANY_JOB, BackendName, Inventory, JobState, Place, Remaining, Watch, WorkerInfo
+from adapters.base import (ANY_JOB, MARK_PREFIX, Arrival, BackendName, Inventory, JobState, Place, Remaining, Watch,
+                           WorkerInfo)
 from adapters.rq_backend import decode, inventory, workers
 from adapters.rq_backend.holding import held_jobs
 from adapters.rq_backend.inventory import Holder
 
 RQ = BackendName.RQ
 FIELDS = ("origin", "data", "status", "started_at", "number_of_retries", "created_at", "enqueued_at",
-          "retries_left", "worker_name")
+          "retries_left", "worker_name", "meta")
 # Statuses of an id left in the intermediate list after its job moved on: counted where it is now.
 MOVED_ON = frozenset({"started", "finished", "failed", "stopped", "canceled"})
 FAILED_READ_LIMIT = 50_000  # above this, the sizes-only verdict lists failed jobs without reading retries_left
@@ -50,7 +50,7 @@ class Tally:
     counts: Counter[tuple[str, str, Place]] = field(default_factory=Counter)
     scheduled: Counter[str] = field(default_factory=Counter)  # sizes of RQ's scheduled registries, per queue
     started: set[str] = field(default_factory=set)  # ids in started registries, read before the intermediate lists
-    arrivals: list[tuple[str, datetime]] = field(default_factory=list)
+    arrivals: list[Arrival] = field(default_factory=list)
 
     def rows(self) -> list[Remaining]:
         return [Remaining(RQ, q, j, p, n) for (q, j, p), n in sorted(self.counts.items()) if n]
@@ -133,7 +133,7 @@ def _read_intermediate(src: Source, name: str, tally: Tally) -> None:
 
 def _count(src: Source, queue: str, where: Place, row: dict[str, object] | None, tally: Tally) -> None:
     fields = {k: decode.text(v) if isinstance(v, (bytes, str)) else None for k, v in (row or {}).items()
-              if k != "data"}
+              if k not in ("data", "meta")}
     need_name = tally.per_job or tally.job_name is not None
     data = (row or {}).get("data")
     name = decode.func_name(data if isinstance(data, bytes) else None, src.serializer) if need_name else ANY_JOB
@@ -144,7 +144,14 @@ def _count(src: Source, queue: str, where: Place, row: dict[str, object] | None,
     if tally.watch is not None and tally.per_job and tally.watch(name):
         at = decode.parse_time(fields.get("created_at")) or decode.parse_time(fields.get("enqueued_at"))
         if at is not None:
-            tally.arrivals.append((name, at))
+            tally.arrivals.append(Arrival(name, at, _marks((row or {}).get("meta"), src.serializer)))
+
+
+def _marks(raw: object, serializer: Any) -> tuple[str, ...]:
+    """The toolkit's own meta keys on a job (read only for watched job names: meta is decoded with the app's
+    serializer, which costs more than the rest of the row)."""
+    meta, _ = decode.decode_meta(raw if isinstance(raw, bytes) else None, serializer)
+    return tuple(sorted(k for k in meta if isinstance(k, str) and k.startswith(MARK_PREFIX)))
 
 
 def place_of(where: Place, f: dict[str, str | None], live: frozenset[str]) -> Place:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from rich.console import Console, Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from migrator.drain.values import ANY_JOB, DrainReport, Remaining, SideReport
 
+WHY = {"fallback": "fallback: postgres was unreachable", "refused": "postgres could not carry the payload"}
 LISTED_LIMIT = 50  # rows of finished/failed/canceled jobs shown: a record, not the point
 
 
@@ -19,6 +21,9 @@ def render(out: Console, report: DrainReport, note: str = "") -> None:
         out.print(_strays(report))
     elif report.strays_checked:
         out.print("no stray enqueues: nothing routed to postgres arrived in RQ after its flip")
+    for t in report.routed_back:
+        out.print(escape(f"router enqueues, not strays: {t.count} {t.job_name} sent to RQ by the router "
+                         f"({WHY[t.why]}) between {t.first_seen:%H:%M:%S} and {t.last_seen:%H:%M:%S}"), soft_wrap=True)
     if note:
         out.print(f"[dim]{note}[/]")
     out.print(verdict(report))

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 
 from adapters.base import NEEDS_WORKER, BackendName, JobBackend, Place, Remaining, WorkerInfo
-from migrator.drain.strays import RoutedSince, find_strays
+from migrator.drain.strays import RoutedSince, find_strays, group_routed_back, split_arrivals
 from migrator.drain.values import DrainReport, DrainWarning, SideReport
 
 DEFAULT_BOUND = timedelta(seconds=2)
@@ -37,8 +37,10 @@ def _side(backend: JobBackend, job_name: str | None, queues: Sequence[str], per_
     rows = found.rows
     warnings = (_stranded(backend.name, rows, found.workers) + _stale(backend.name, rows)
                 + _no_scheduler(found.unscheduled) + _interrupted(backend.name, rows))
-    strays = find_strays(found.arrivals, since, bound) if since is not None and found.per_job else []
-    return SideReport(backend.name, rows, found.workers, tuple(warnings), tuple(strays), found.per_job)
+    unexplained, deliberate = split_arrivals(found.arrivals)
+    strays = find_strays(unexplained, since, bound) if since is not None and found.per_job else []
+    return SideReport(backend.name, rows, found.workers, tuple(warnings), tuple(strays), found.per_job,
+                      tuple(group_routed_back(deliberate)))
 
 
 def _interrupted(backend: BackendName, rows: Sequence[Remaining]) -> list[DrainWarning]:

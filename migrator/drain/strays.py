@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from adapters.base import BackendName
-from migrator.routing import decide as router, history
+from adapters.base import Arrival, BackendName
+from migrator.routing import decide, history, router
 from migrator.config import Settings
-from migrator.drain.values import Stray
+from migrator.drain.values import RoutedBack, Stray
 from migrator.routing.flag_store import FlagStore
 from migrator.routing.snapshot import RoutingSnapshot
 
@@ -42,7 +42,7 @@ class RoutingTimeline:
 
 
 def _is_new(job: str, snapshot: RoutingSnapshot) -> bool:
-    return router.decide(job, snapshot).backend is BackendName.POSTGRES
+    return decide.decide(job, snapshot).backend is BackendName.POSTGRES
 
 
 def propagation_bound(settings: Settings) -> timedelta:
@@ -57,6 +57,32 @@ def load_timeline(store: FlagStore) -> RoutingTimeline:
     if current.is_legacy:
         return RoutingTimeline((), current)  # nothing routes new: no stray can exist, skip the log
     return RoutingTimeline(store.history(HISTORY_LIMIT), current)
+
+
+# The router's own marks on a job it sent to RQ on purpose (see migrator.routing.router), and what they mean.
+ROUTER_MARKS = {router.FALLBACK_META: "fallback", router.REFUSED_META: "refused"}
+
+
+def split_arrivals(arrivals: Iterable[Arrival]) -> tuple[list[tuple[str, datetime]], list[tuple[str, str, datetime]]]:
+    """(unexplained arrivals: (job name, at)), (the router's own: (job name, why, at))."""
+    unexplained: list[tuple[str, datetime]] = []
+    deliberate: list[tuple[str, str, datetime]] = []
+    for a in arrivals:
+        why = next((ROUTER_MARKS[m] for m in a.marks if m in ROUTER_MARKS), None)
+        if why is None:
+            unexplained.append((a.job_name, a.at))
+        else:
+            deliberate.append((a.job_name, why, a.at))
+    return unexplained, deliberate
+
+
+def group_routed_back(deliberate: Iterable[tuple[str, str, datetime]]) -> list[RoutedBack]:
+    """Count the router's own RQ enqueues per job name and reason, with the first and last time seen."""
+    found: dict[tuple[str, str], tuple[int, datetime, datetime]] = {}
+    for job, why, at in deliberate:
+        count, first, last = found.get((job, why), (0, at, at))
+        found[(job, why)] = (count + 1, min(first, at), max(last, at))
+    return [RoutedBack(job, why, n, first, last) for (job, why), (n, first, last) in sorted(found.items())]
 
 
 def find_strays(arrivals: Iterable[tuple[str, datetime]], since: RoutedSince, bound: timedelta) -> list[Stray]:

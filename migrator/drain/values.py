@@ -10,7 +10,7 @@ from typing import Any
 from adapters.base import ANY_JOB, DONE_PLACES, NEEDS_WORKER, BackendName, Place, Remaining, WorkerInfo
 
 __all__ = ["ANY_JOB", "Place", "Remaining", "WorkerInfo", "DONE_PLACES", "NEEDS_WORKER", "DrainWarning", "Stray",
-           "SideReport", "DrainReport"]
+           "RoutedBack", "SideReport", "DrainReport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,23 @@ class Stray:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutedBack:
+    """Jobs of a job name routed to the new backend that the router itself sent to RQ: the new backend was
+    unreachable (`fallback`) or could not carry their payload (`refused`). Deliberate, so not strays: they
+    count as pending like any job until they have run, and say why that job name is still in RQ."""
+
+    job_name: str
+    why: str  # fallback | refused
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job": self.job_name, "why": self.why, "count": self.count,
+                "first_seen": self.first_seen.isoformat(), "last_seen": self.last_seen.isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
 class SideReport:
     """One backend's share of a drain report."""
 
@@ -44,6 +61,7 @@ class SideReport:
     warnings: tuple[DrainWarning, ...] = ()
     strays: tuple[Stray, ...] = ()
     per_job: bool = True  # False: counted from sizes, job names not read
+    routed_back: tuple[RoutedBack, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +98,10 @@ class DrainReport:
     def strays(self) -> tuple[Stray, ...]:
         return tuple(t for s in self.sides for t in s.strays)
 
+    @property
+    def routed_back(self) -> tuple[RoutedBack, ...]:
+        return tuple(t for s in self.sides for t in s.routed_back)
+
     def totals(self) -> dict[BackendName, int]:
         """Pending jobs per backend checked (0 for an empty one)."""
         out = {s.backend: 0 for s in self.sides}
@@ -108,4 +130,5 @@ class DrainReport:
                         "last_seen": t.last_seen.isoformat(), "routed_since": t.routed_since.isoformat()}
                        for t in self.strays],
             "per_job": {str(s.backend): s.per_job for s in self.sides},
+            "routed_back": [t.to_json() for t in self.routed_back],
         }

@@ -5,18 +5,24 @@ import logging
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVar
 
 from adapters.base import BackendName, BackendUnavailable, Enqueued, JobBackend, JobInfo, JobRefused, JobSpec
+from migrator.routing.breaker import Breaker
 from migrator.routing.cache import CachedFlags
 from migrator.routing.decide import Route, decide
 
+T = TypeVar("T")
 log = logging.getLogger("migrator.router")
 REMEMBERED_IDS = 10_000  # recent job ids whose backend a dependent job can follow without a lookup
 FALLBACKS: Counter[BackendName] = Counter()  # jobs sent to the other backend because theirs was unreachable
 # Jobs routed to the new backend that it could not carry (a payload value or option), sent to RQ instead: per job
 # name, in this process. `migrator status`/`drain-check` show them; the compat gate counts them before a flip.
 REFUSED: Counter[str] = Counter()
+FALLBACK_META = "migrator_fallback"  # meta key of a job sent to the other backend: {"from": ..., "reason": ...}
+REFUSED_META = "migrator_refused"  # meta key of such a job in RQ: {"from": "postgres", "reason": "..."}
 REFUSAL_LOG_SECONDS = 60.0  # at most one warning per job name per minute: an app may enqueue thousands a second
 _refusal_logged: dict[str, float] = {}
 _refusal_lock = threading.Lock()
@@ -31,6 +37,7 @@ class Router:
         self.fallback = fallback  # opt-in: an unreachable chosen backend sends the job to the other one
         self._placed: OrderedDict[str, BackendName] = OrderedDict()  # recent job ids -> backend, for depends_on
         self._placed_lock = threading.Lock()
+        self.breakers = {name: Breaker(name, backend.ping) for name, backend in self.backends.items()}
 
     def decide(self, job_name: str) -> Route:
         return decide(job_name, self.flags.snapshot())
@@ -40,7 +47,7 @@ class Router:
         route = self._route_for(spec)
         self.flags.record_seen((spec.job_name,))
         try:
-            placed = self.backends[route.backend].enqueue(spec)
+            placed = self._enqueue_on(route.backend, spec)
         except BackendUnavailable as exc:
             placed = self._fall_back(spec, route.backend, exc)
         except JobRefused as exc:
@@ -58,7 +65,7 @@ class Router:
         for name, indexes in groups.items():
             batch = [specs[i] for i in indexes]
             try:
-                placed = self.backends[name].enqueue_many(batch)
+                placed = self._guarded(name, lambda: self.backends[name].enqueue_many(batch))
             except BackendUnavailable as exc:
                 placed = [self._fall_back(s, name, exc) for s in batch]
             except JobRefused as exc:  # the batch is all or nothing: enqueue its jobs one by one instead
@@ -74,6 +81,8 @@ class Router:
         return self.backends[backend].fetch_job(job_id)
 
     def close(self) -> None:
+        for breaker in self.breakers.values():
+            breaker.close()
         self.flags.close()
         for backend in self.backends.values():
             close = getattr(backend, "close", None)
@@ -108,9 +117,23 @@ class Router:
         """A refusal of the new backend goes to RQ while RQ is configured; otherwise it is the app's error."""
         return chosen is BackendName.POSTGRES and self.backends.get(BackendName.RQ) is not None
 
+    def _enqueue_on(self, name: BackendName, spec: JobSpec) -> Enqueued:
+        return self._guarded(name, lambda: self.backends[name].enqueue(spec))
+
+    def _guarded(self, name: BackendName, call: Callable[[], T]) -> T:
+        """Call a backend unless its outage is known (then fail at once); an unreachable one trips its breaker."""
+        outage = self.breakers[name].outage()
+        if outage is not None:
+            raise outage
+        try:
+            return call()
+        except BackendUnavailable as exc:
+            self.breakers[name].trip(exc)
+            raise
+
     def _one_or_legacy(self, spec: JobSpec, chosen: BackendName) -> Enqueued:
         try:
-            return self.backends[chosen].enqueue(spec)
+            return self._enqueue_on(chosen, spec)
         except JobRefused as exc:
             return self._refused(spec, chosen, exc)
 
@@ -128,15 +151,15 @@ class Router:
         if due:
             log.warning("%s cannot carry job %s, enqueued on rq instead (%d so far in this process; logged at most "
                         "once a minute): %s", chosen.value, spec.job_name, REFUSED[spec.job_name], exc)
-        meta = {**spec.meta, "migrator_refused": {"from": chosen.value, "reason": str(exc)[:200]}}
-        return self.backends[BackendName.RQ].enqueue(replace(spec, meta=meta))
+        meta = {**spec.meta, REFUSED_META: {"from": chosen.value, "reason": str(exc)[:200]}}
+        return self._enqueue_on(BackendName.RQ, replace(spec, meta=meta))
 
     def _fall_back(self, spec: JobSpec, chosen: BackendName, exc: BackendUnavailable) -> Enqueued:
         if not self.fallback:
             raise exc
         other = BackendName.RQ if chosen is BackendName.POSTGRES else BackendName.POSTGRES
-        log.warning("%s unreachable; job %s enqueued on %s instead (fallback policy): %s", chosen.value,
-                    spec.job_name, other.value, exc)
-        meta = {**spec.meta, "migrator_fallback": {"from": chosen.value, "reason": str(exc)[:200]}}
         FALLBACKS[chosen] += 1
-        return self.backends[other].enqueue(replace(spec, meta=meta))
+        log.debug("%s unreachable; job %s enqueued on %s instead (fallback policy): %s", chosen.value,
+                  spec.job_name, other.value, exc)
+        meta = {**spec.meta, FALLBACK_META: {"from": chosen.value, "reason": str(exc)[:200]}}
+        return self._enqueue_on(other, replace(spec, meta=meta))
