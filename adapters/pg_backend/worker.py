@@ -1,5 +1,5 @@
-"""The new backend's worker: claims jobs in batches, runs them, writes outcomes in batches, and recovers
-the jobs of dead workers. `--concurrency N` forks N such processes under one supervisor (see supervisor.py).
+"""The new backend's worker: claims jobs (as many as their run times allow, see claimer.py), runs them, writes
+outcomes in batches, and recovers the jobs of dead workers. `--concurrency N` forks N such processes (supervisor.py).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from adapters.base import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, BackendUnavailable
-from adapters.pg_backend import db, executor, liveness
+from adapters.pg_backend import claimer, db, executor, liveness
 from adapters.pg_backend.executor import Claimed, Outcome
 
 log = logging.getLogger("migrator.worker")
@@ -28,7 +28,10 @@ class JobInterrupted(BaseException):
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
     queues: tuple[str, ...] = ("default",)
-    batch: int = 100  # jobs claimed per round trip
+    batch: int = 100  # most jobs claimed per round trip (fewer while jobs are slow: see claimer.ClaimSize)
+    # A job that runs this long is slow: claim one at a time, and hand the unstarted rest of its batch back at once
+    # (from another thread, while it runs), so that the processes of --concurrency N run N slow jobs side by side.
+    slow_job_seconds: float = 0.005
     burst: bool = False  # exit when nothing is runnable
     poll_seconds: float = 1.0  # fallback when a NOTIFY is missed
     hold_seconds: float = 1.0  # give back the unstarted rest of a batch once it has been held this long
@@ -64,6 +67,9 @@ class Worker:
         self._woken = False
         self._in_job = False
         self._stop_timer: threading.Timer | None = None
+        self.claim_size = claimer.ClaimSize(options.batch, options.slow_job_seconds)
+        self.held = claimer.Held()
+        self.releaser: claimer.Releaser | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -71,6 +77,7 @@ class Worker:
         self._install_signals()
         worker_id = self.liveness.start()
         log.info("worker %s serving queues %s", worker_id, ",".join(self.queues))
+        self.releaser = claimer.Releaser(self.db, self.held, worker_id, self.options.slow_job_seconds).start()
         try:
             while not self.stopping:
                 try:
@@ -84,6 +91,8 @@ class Worker:
         finally:
             if self._stop_timer:
                 self._stop_timer.cancel()
+            if self.releaser:
+                self.releaser.stop()
             self._drop_conn()
             self.liveness.stop()
             self.db.close()
@@ -97,6 +106,7 @@ class Worker:
         """One turn of the loop; False when a burst worker is done."""
         conn = self._connection()
         self._flush()
+        self._release(conn, self.held.take_all())  # left held by a connection lost mid-batch
         now = time.monotonic()
         if now >= self._next_housekeeping:
             self._housekeep(conn)
@@ -125,38 +135,48 @@ class Worker:
 
     # -- claiming and running ---------------------------------------------------------------------------------
     def _claim(self, conn: psycopg.Connection[Any]) -> list[Claimed]:
-        rows = self.db.fetch_all("claim_jobs", {"queues": self.queues, "limit": self.options.batch,
-                                                "worker_id": self.liveness.worker_id}, conn=conn)
-        jobs = [Claimed(*row) for row in rows]
-        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        jobs = claimer.claim(self.db, conn, self.queues, self.claim_size.size, self.liveness.worker_id)
+        if not jobs:
+            self.claim_size.reset()  # idle: whatever comes next may be slow
         return jobs
 
     def _run_batch(self, conn: psycopg.Connection[Any], jobs: list[Claimed]) -> None:
         # Pipeline mode sends outcomes without waiting for the reply, so the next job starts at once; sent
         # outcomes are kept until the pipeline syncs at the end of the batch, and re-sent if the connection broke.
+        # The unstarted jobs wait in self.held, where the releaser thread can take them back while a slow job runs.
         claimed_at = time.monotonic()
+        self.held.hold(jobs)
+        all_fast, started_any = True, False
         with conn.pipeline():
-            for i, job in enumerate(jobs):
-                held_too_long = i > 0 and time.monotonic() - claimed_at > self.options.hold_seconds
-                if self.stopping or held_too_long:
-                    self._release(conn, jobs[i:])
+            while True:
+                if self.stopping or (started_any and time.monotonic() - claimed_at > self.options.hold_seconds):
+                    self._release(conn, self.held.take_all())
+                    break
+                if (job := self.held.start_next()) is None:
                     break
                 started = time.monotonic()
+                started_any = True
                 self._in_job = True
                 try:
                     outcome = executor.perform(job, self.options.missing_function_attempts)
                 except JobInterrupted:
-                    self._in_job = False
-                    self._release(conn, jobs[i:])
+                    self._in_job = False  # before the release: a third signal must not interrupt it
+                    self._release(conn, [job, *self.held.take_all()])
                     break
                 finally:
                     self._in_job = False
+                    self.held.job_done()
                 self._record(outcome)
                 now = time.monotonic()
+                if self.claim_size.observe(now - started):
+                    all_fast = False
+                    self._release(conn, self.held.take_all())
                 if now - started >= self.options.flush_after_job or now - self._last_send >= self.options.flush_every:
                     self._send(conn)
             self._send(conn)
         self._sent.clear()  # the pipeline synced: every outcome sent above is written
+        if all_fast:
+            self.claim_size.grow()
 
     def _record(self, outcome: Outcome) -> None:
         self.processed += 1
@@ -167,9 +187,7 @@ class Worker:
                     f"; retry in {outcome.delay:.1f}s" if outcome.retry else "")
 
     def _release(self, conn: psycopg.Connection[Any], jobs: list[Claimed]) -> None:
-        self.db.fetch_all("release_jobs", {"ids": [j.id for j in jobs], "worker_id": self.liveness.worker_id},
-                          conn=conn)
-
+        claimer.release(self.db, conn, jobs, self.liveness.worker_id)
     # -- writing outcomes -------------------------------------------------------------------------------------
     def _flush(self) -> None:
         """Write outcomes left unwritten by a lost connection (writing one twice is harmless: it is conditional

@@ -114,7 +114,7 @@ def test_worker_survives_a_postgres_restart(own_postgres, monkeypatch):
 
 
 def alive_pids(backend: PostgresBackend) -> set[int]:
-    return {w["pid"] for w in backend.workers() if w.alive}
+    return {w.pid for w in backend.workers() if w.alive}
 
 
 def test_supervisor_replaces_a_worker_process_that_dies(backend, pg_url):

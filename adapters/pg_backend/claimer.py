@@ -1,0 +1,159 @@
+"""How many jobs a worker process claims, and the claimed-but-unstarted rest of a batch: a claim size that adapts
+to how long jobs take, and a releaser thread that hands the rest back as soon as the job in front turns out slow.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Any
+
+import psycopg
+
+from adapters.base import BackendError
+from adapters.pg_backend import db
+from adapters.pg_backend.executor import Claimed
+
+log = logging.getLogger("migrator.worker")
+
+
+class ClaimSize:
+    """Claim one job at a time while jobs take `slow` seconds or more, so that N processes run N slow jobs at once;
+    double toward `batch` after every batch of fast jobs, so near-instant jobs still cost one round trip per batch.
+    It starts at one, and goes back to one when the queue runs dry: a worker that knows nothing of the jobs ahead
+    must not hide a queue of slow ones from its idle siblings."""
+
+    def __init__(self, batch: int, slow: float) -> None:
+        self.batch = batch
+        self.slow = slow
+        self.size = 1
+
+    def observe(self, seconds: float) -> bool:
+        """Note one job's run time; True when it was slow (the caller hands back the rest of its batch)."""
+        if seconds >= self.slow:
+            self.size = 1
+            return True
+        return False
+
+    def grow(self) -> None:
+        self.size = min(self.batch, self.size * 2)
+
+    def reset(self) -> None:
+        self.size = 1
+
+
+def claim(database: db.Database, conn: psycopg.Connection[Any], queues: list[str], limit: int,
+          worker_id: int | None) -> list[Claimed]:
+    """Claim up to `limit` runnable jobs, in the order they must start."""
+    rows = database.fetch_all("claim_jobs", {"queues": queues, "limit": limit, "worker_id": worker_id}, conn=conn)
+    jobs = [Claimed(*row) for row in rows]
+    jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+    return jobs
+
+
+def release(database: db.Database, conn: psycopg.Connection[Any], jobs: list[Claimed], worker_id: int | None) -> None:
+    """Give claimed, unstarted jobs back to their queue (attempt not counted); the NOTIFY wakes idle workers."""
+    if jobs:
+        database.fetch_all("release_jobs", {"ids": [j.id for j in jobs], "worker_id": worker_id}, conn=conn)
+
+
+class Held:
+    """The current batch's jobs that have not started, shared by the main thread (which starts them in order)
+    and the releaser thread (which takes them all once the running job has run `slow` seconds). Whoever takes a
+    job under the lock owns it: the main thread runs it, the releaser gives it back; never both."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: collections.deque[Claimed] = collections.deque()
+        self._running_since: float | None = None
+        self.armed = threading.Event()  # set while jobs wait behind a running one: the releaser watches
+
+    def hold(self, jobs: list[Claimed]) -> None:
+        with self._lock:
+            self._jobs.extend(jobs)
+            if len(self._jobs) > 1:
+                self.armed.set()
+
+    def start_next(self) -> Claimed | None:
+        """The next job to run, marked running now; None when the batch is done (or was taken back)."""
+        with self._lock:
+            if not self._jobs:
+                self._running_since = None
+                return None
+            self._running_since = time.monotonic()
+            return self._jobs.popleft()
+
+    def job_done(self) -> None:
+        self._running_since = None
+
+    def take_all(self) -> list[Claimed]:
+        with self._lock:
+            taken = list(self._jobs)
+            self._jobs.clear()
+            return taken
+
+    def take_if_stuck(self, slow: float) -> list[Claimed]:
+        """Everything held, if the running job has run `slow` seconds; disarms once nothing is held."""
+        with self._lock:
+            since = self._running_since
+            if self._jobs and since is not None and time.monotonic() - since >= slow:
+                taken = list(self._jobs)
+                self._jobs.clear()
+            else:
+                taken = []
+            if not self._jobs:
+                self.armed.clear()
+            return taken
+
+    def give_back(self, jobs: list[Claimed]) -> None:
+        """Jobs the releaser could not release (Postgres unreachable): the main thread runs or releases them."""
+        with self._lock:
+            self._jobs.extendleft(reversed(jobs))
+
+
+class Releaser:
+    """A thread with its own session that releases the held jobs of a batch whose running job is slow, while that
+    job runs: the main thread cannot, it is inside the job. Without it a 4 s job would hold the rest of its batch
+    for 4 s while sibling processes idle."""
+
+    def __init__(self, database: db.Database, held: Held, worker_id: int | None, slow: float) -> None:
+        self.db = database
+        self.held = held
+        self.worker_id = worker_id
+        self.slow = slow
+        self.poll = max(slow / 2, 0.005)
+        self._conn: psycopg.Connection[Any] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="migrator-releaser", daemon=True)
+
+    def start(self) -> Releaser:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.held.armed.set()  # wake it
+        self._thread.join(5)
+        db.close_quietly(self._conn)
+        self._conn = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self.held.armed.wait(1.0) or self._stop.wait(self.poll):
+                continue
+            jobs = self.held.take_if_stuck(self.slow)
+            if jobs:
+                self._release(jobs)
+
+    def _release(self, jobs: list[Claimed]) -> None:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = db.connect(self.db.url, application_name=f"migrator-releaser-{self.worker_id}")
+            release(self.db, self._conn, jobs, self.worker_id)
+            log.debug("handed %s unstarted jobs back: the running job is slow", len(jobs))
+        except (psycopg.Error, BackendError) as exc:
+            log.warning("could not hand back %s unstarted jobs (%s); the worker will", len(jobs), exc)
+            db.close_quietly(self._conn)
+            self._conn = None
+            self.held.give_back(jobs)
