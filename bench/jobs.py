@@ -21,3 +21,9 @@ def stamp(path: str) -> None:
 
 def other_noop() -> None:
     """A second no-op with its own job name, for benches that route two job names differently."""
+
+
+def sleep_for(seconds: float) -> None:
+    """A job that takes `seconds` of wall time and no CPU (a partner call, an email), for bench_concurrency."""
+    if seconds > 0:
+        time.sleep(seconds)
