@@ -9,6 +9,7 @@ import click
 
 from adapters.base import BackendError
 from migrator.cli import backend_cmds, demo, drain, jobs, routing
+from migrator.cli import compat as compat_cli
 from migrator.cli import playbook as playbook_cli
 from migrator.cli import transfer as transfer_cli
 from migrator.cli.options import AppContext
@@ -43,6 +44,7 @@ routing.register(cli)
 transfer_cli.register(cli)
 drain.register(cli)
 jobs.register(cli)
+compat_cli.register(cli)
 playbook_cli.register(cli)
 cli.add_command(demo.demo)
 

@@ -11,13 +11,15 @@ from rich.table import Column, Table
 
 from adapters.base import BackendName
 from migrator import wiring
+from migrator.compat import gate
 from migrator.playbook import state as playbook_state
 from migrator.routing import history, known_jobs, presence
+from migrator.routing import router as routing_router
 from migrator.routing import status as routing_status
 from migrator.cli.options import AppContext, console, emit_json, json_option, pass_app
 from migrator.config import Settings
 from migrator.errors import BadInput
-from migrator.routing.flag_store import Change, FlagStore
+from migrator.routing.flag_store import Change, FlagStore, validate_percent
 from migrator.routing.decide import decide
 
 by_option = click.option("--by", help="Who makes the change, for the audit log [default: OS user@host].")
@@ -63,7 +65,8 @@ def _report(change: Change, job: str | None, settings: Settings) -> None:
 @click.command()
 @click.argument("job")
 @click.option("--back", is_flag=True, help="Pin JOB to the legacy backend (RQ), even when a rollout includes it.")
-@click.option("--force", is_flag=True, help="Accept a job name that is neither configured nor seen yet.")
+@click.option("--force", is_flag=True, help="Accept a job name that is neither configured nor seen yet, and "
+              "override the payload-compatibility gate (recorded in the audit log).")
 @by_option
 @pass_app
 def flip(app: AppContext, job: str, back: bool, force: bool, by: str | None) -> None:
@@ -72,7 +75,26 @@ def flip(app: AppContext, job: str, back: bool, force: bool, by: str | None) -> 
     store = wiring.flag_store(settings)
     if not force:
         _require_known(settings, store, job)
-    _report(store.pin(job, by) if back else store.flip(job, by), job, settings)
+    if back:
+        _report(store.pin(job, by), job, settings)
+        return
+    detail = _compat_gate(settings, store, f"flip {job}", lambda before: gate.flipped(before, job), job, force)
+    _report(store.flip(job, by, detail), job, settings)
+
+
+def _compat_gate(settings: Settings, store: FlagStore, action: str, after_of: Any, job: str | None,
+                 force: bool) -> dict[str, Any] | None:
+    """migrator.compat.gate before a change that moves jobs to the new backend: exit 1 naming what would fail;
+    with --force, the audit-log detail of what was overridden."""
+    if os.getcwd() not in sys.path:  # the job functions import from the working directory, as for `rq worker`
+        sys.path.insert(0, os.getcwd())
+    before = store.snapshot()
+    legacy, new = wiring.rq_backend(settings), wiring.postgres_backend(settings)
+    try:
+        return gate.guard(action, legacy, new, before, after_of(before), job, force, routing_router.REFUSED)
+    finally:
+        legacy.close()
+        new.close()
 
 
 @click.command()
@@ -94,15 +116,20 @@ def unflip(app: AppContext, job: str, by: str | None) -> None:
 @click.command()
 @click.option("--percent", type=float, help="Route this percentage of job names (0..100) to the new backend.")
 @click.option("--all", "everything", is_flag=True, help="Route every job not pinned to the new backend.")
+@click.option("--force", is_flag=True, help="Override the payload-compatibility gate (recorded in the audit log).")
 @by_option
 @pass_app
-def rollout(app: AppContext, percent: float | None, everything: bool, by: str | None) -> None:
+def rollout(app: AppContext, percent: float | None, everything: bool, force: bool, by: str | None) -> None:
     """Route a percentage of job names, or all of them, to the new backend (per-job flips and pins win)."""
     if (percent is None) == (not everything):
         raise BadInput("give exactly one of --percent P or --all")
     settings = app.settings()
     store = wiring.flag_store(settings)
-    _report(store.rollout_all(by) if everything else store.rollout_percent(percent or 0.0, by), None, settings)
+    share = None if everything else validate_percent(percent or 0.0)
+    action = "rollout --all" if everything else f"rollout --percent {share:g}"
+    detail = _compat_gate(settings, store, action, lambda before: gate.rolled_out(before, share), None, force)
+    _report(store.rollout_all(by, detail) if share is None else store.rollout_percent(share, by, detail), None,
+            settings)
 
 
 @click.command()

@@ -12,6 +12,7 @@ from typing import Any
 from adapters import payload
 from adapters.base import BackendName, JobBackend, JobRefused, JobSpec, JobState, PendingJob
 from migrator.compat.signatures import Unresolvable, resolve
+from migrator.routing.router import REFUSED_META
 
 EXAMPLES = 3  # failing payloads shown per job name
 SCANNED_STATES = frozenset({JobState.QUEUED, JobState.SCHEDULED, JobState.DEFERRED, JobState.RETRYING})
@@ -44,6 +45,7 @@ class JobScan:
     reasons: tuple[tuple[str, int], ...]  # (reason, payloads), most frequent first
     examples: tuple[Example, ...]
     by_backend: tuple[tuple[BackendName, int], ...] = ()  # payloads seen per backend
+    refused_at_enqueue: int = 0  # payloads the router sent to RQ because the new backend refused them
 
     @property
     def ok(self) -> bool:
@@ -51,7 +53,7 @@ class JobScan:
 
     def to_json(self) -> dict[str, Any]:
         return {"job": self.job_name, "seen": self.seen, "failing": self.failing,
-                "by_backend": {b.value: n for b, n in self.by_backend},
+                "by_backend": {b.value: n for b, n in self.by_backend}, "refused_at_enqueue": self.refused_at_enqueue,
                 "reasons": [{"reason": r, "payloads": n} for r, n in self.reasons],
                 "examples": [e.to_json() for e in self.examples]}
 
@@ -107,10 +109,11 @@ class _Tally:
     reasons: Counter[str] = field(default_factory=Counter)
     examples: list[Example] = field(default_factory=list)
     by_backend: Counter[BackendName] = field(default_factory=Counter)
+    marked: int = 0
 
     def freeze(self, job_name: str) -> JobScan:
         return JobScan(job_name, self.seen, self.failing, tuple(self.reasons.most_common()), tuple(self.examples),
-                       tuple(sorted(self.by_backend.items())))
+                       tuple(sorted(self.by_backend.items())), self.marked)
 
 
 class _Binder:
@@ -175,8 +178,13 @@ _TOO_BIG = object()  # a container too large to be worth a cache key: ask the ba
 _SHAPE_ITEMS = 16
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def _shape(value: Any, depth: int = 0) -> Any:
     kind = type(value)
+    if kind in _SCALARS:  # most values: answered first
+        return kind
     if kind is float:
         return "nan" if value != value else float
     if kind in (list, tuple, set, frozenset):
@@ -219,6 +227,7 @@ def scan_payloads(backends: Sequence[JobBackend], job_name: str | None = None,
                 tally = tallies[job.spec.job_name] = _Tally()
             tally.seen += 1
             tally.by_backend[backend.name] += 1
+            tally.marked += REFUSED_META in job.spec.meta
             why = _reason(job, binder, carry if carried else None)
             if why is not None:
                 _fail(tally, backend.name, job, why)
