@@ -105,7 +105,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         res["compat"] = parse_compat(*run_script(["bench/bench_compat.py"], env))
     if "peers" in only:
         python = peers_python(args.peers_python)
-        res["peers"] = (as_json(*run_script(["bench/bench_peers.py", "--json"], env, python)) if python
+        res["peers"] = (as_json(*run_script(["bench/bench_peers.py", "--json", "--python", python], env)) if python
                         else {"error": "neither pgqueuer nor procrastinate imports in any interpreter given"})
     return res
 
