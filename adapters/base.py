@@ -10,6 +10,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from rq.exceptions import DuplicateJobError
+from rq.exceptions import InvalidJobOperation as RQInvalidJobOperation
+
 DEFAULT_TIMEOUT = 180  # seconds, RQ's default job_timeout: apps rely on it
 DEFAULT_RESULT_TTL = 500  # seconds, RQ's default
 DEFAULT_FAILURE_TTL = 365 * 24 * 3600  # RQ keeps failed jobs a year
@@ -89,6 +92,25 @@ class JobRefused(BackendError):
     """The backend cannot represent this job (payload or option); nothing was enqueued."""
 
 
+class InvalidOption(JobRefused, ValueError):
+    """An enqueue option RQ itself refuses (ttl=0, timeout=0, a malformed job_id): a ValueError as in RQ, so
+    apps' `except ValueError` still catches it; raised before routing, on either backend."""
+
+
+class InvalidJobId(JobRefused, TypeError):
+    """A job_id that is not a string: a TypeError, as RQ raises."""
+
+
+class DuplicateJob(BackendError, DuplicateJobError):
+    """unique=True and a job with that id exists: RQ's DuplicateJobError, so apps catch it unchanged. Not a
+    JobRefused: the router must not send the job to the other backend instead."""
+
+
+class InvalidJobOperation(BackendError, RQInvalidJobOperation):
+    """cancel of a job that cannot be canceled (already canceled; on the new backend also started or ended):
+    RQ's InvalidJobOperation, so apps catch it unchanged."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """RQ's Retry(max=, interval=): `intervals` empty means exponential backoff with jitter."""
@@ -125,16 +147,22 @@ class JobSpec:
     depends_on: tuple[str, ...] = ()
     on_success: str | None = None
     on_failure: str | None = None
+    on_stopped: str | None = None
+    # seconds per callback option ("on_success", ...) that rq.Callback(func, timeout=) gave, other than RQ's 60
+    callback_timeouts: Mapping[str, int] = field(default_factory=dict)
+    unique: bool = False  # RQ's unique=True: DuplicateJobError when a job with job_id exists
 
 
 @dataclass(frozen=True, slots=True)
 class Enqueued:
-    """What a backend says after taking a job: which backend, the job's id, queue and job name."""
+    """What a backend says after taking a job: which backend, the job's id, queue and job name; `native` is the
+    backend's own job object when it has one (RQ's Job, which migrator.Queue hands back to the app as is)."""
 
     backend: BackendName
     job_id: str
     queue: str
     job_name: str
+    native: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +206,10 @@ class JobInfo:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     worker: str | None = None  # who runs it now: RQ's worker name; "hostname:pid" on the new backend
+    # What the job was enqueued with (read back by migrator's job handle on the new backend; RQ's own Job
+    # object carries them on RQ, where these may stay at their defaults).
+    spec: JobSpec | None = None
+    run_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.job_id, "backend": str(self.backend), "state": str(self.state), "queue": self.queue,
@@ -296,6 +328,29 @@ class JobBackend(Protocol):
     def iter_pending(self, queue: str | None = None, job_name: str | None = None) -> Iterator[PendingJob]: ...
 
     def fetch_job(self, job_id: str) -> JobInfo | None: ...
+
+    def native_job(self, job_id: str) -> Any | None:
+        """The backend's own job object (an rq.job.Job on RQ); None when there is no such job or the backend has no
+        object of its own (the new backend: migrator's job handle reads it through fetch_job)."""
+
+    def save_meta(self, job_id: str, meta: Mapping[str, Any]) -> bool:
+        """Replace the job's meta; False when the job is gone."""
+
+    def cancel_job(self, job_id: str) -> bool:
+        """Cancel a job no worker has started (RQ's cancel); False when it is gone. InvalidJobOperation when
+        it cannot be canceled (already canceled; on the new backend also started or ended)."""
+
+    def delete_job(self, job_id: str) -> bool:
+        """Delete the job in whatever state (RQ's delete: a running job goes on running, its outcome is dropped)."""
+
+    def queued_job_ids(self, queue: str) -> list[str]:
+        """Ids of the queue's runnable jobs in the order they will run (RQ's Queue.job_ids)."""
+
+    def queued_count(self, queue: str) -> int:
+        """How many runnable jobs wait in the queue (RQ's len(queue): not scheduled, deferred or started)."""
+
+    def empty_queue(self, queue: str) -> int:
+        """Delete the queue's runnable jobs (RQ's Queue.empty()); how many."""
 
     def remove_pending(self, job_id: str) -> bool:
         """Delete one job no worker has taken; False when it started, ended or is gone."""

@@ -1,16 +1,22 @@
 """Turn RQ's enqueue vocabulary (a callable or dotted name, RQ options, `Queue.prepare_data` items) into JobSpec."""
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from adapters.base import JobRefused, JobSpec, RetryPolicy
+from rq.job import validate_job_id
+
+from adapters.base import InvalidJobId, InvalidOption, JobRefused, JobSpec, RetryPolicy
 
 # RQ options JobSpec carries; anything else passed to enqueue is refused by name, never dropped.
 OPTIONS = frozenset({"job_id", "job_timeout", "timeout", "result_ttl", "ttl", "failure_ttl", "retry", "meta",
-                     "at_front", "depends_on", "description", "on_success", "on_failure", "priority"})
-UNSUPPORTED = frozenset({"on_stopped", "repeat", "webhooks", "pipeline", "job_class", "serializer"})
+                     "at_front", "depends_on", "description", "on_success", "on_failure", "on_stopped", "priority",
+                     "unique"})
+UNSUPPORTED = frozenset({"repeat", "webhooks", "pipeline", "job_class", "serializer"})
+CALLBACKS = ("on_success", "on_failure", "on_stopped")
+_importable: set[str] = set()
 
 
 def job_name(func: Callable[..., Any] | str) -> str:
@@ -57,10 +63,65 @@ def _retry(value: Any) -> RetryPolicy | None:
 
 
 def _callback(value: Any, option: str) -> str | None:
+    """The import path of a callback (a function, a dotted name or an rq.Callback); JobRefused when it does not
+    import here, so that a typo fails the enqueue rather than every run of the job."""
     if value is None:
         return None
     func = getattr(value, "func", value)  # rq.Callback keeps the function (or its name) in .func
-    return job_name(func)
+    path = job_name(func)
+    if path not in _importable:
+        if not callable(resolve(path)):
+            raise InvalidOption(f"{option}={path!r} does not import as a function; give a module-level function or "
+                             "its dotted path")
+        _importable.add(path)
+    return path
+
+
+def resolve(path: str) -> Any:
+    """The object a dotted path names (`app.jobs.send_email`, `app.jobs.Mailer.send`: the longest importable module,
+    then attributes), or None."""
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+        return obj
+    return None
+
+
+def _callback_timeouts(options: Mapping[str, Any]) -> dict[str, int]:
+    """Timeouts that rq.Callback(func, timeout=) gave (RQ parses them already; a plain function has none)."""
+    out = {}
+    for name in CALLBACKS:
+        timeout = getattr(options.get(name), "timeout", None)
+        if timeout is not None:
+            out[name] = int(timeout)
+    return out
+
+
+def validate(options: Mapping[str, Any]) -> None:
+    """Refuse what RQ's Queue.create_job/enqueue_job refuse, with RQ's exception types (ValueError, TypeError)."""
+    job_id = options.get("job_id")
+    if job_id is not None:
+        if not isinstance(job_id, str):
+            raise InvalidJobId(f"Job ID must be a string, not {type(job_id)}")
+        try:
+            validate_job_id(job_id)
+        except ValueError as exc:
+            raise InvalidOption(str(exc)) from None
+    if parse_timeout(options.get("job_timeout", options.get("timeout"))) == 0:
+        raise InvalidOption("0 timeout is not allowed. Use -1 for infinite timeout")
+    ttl = parse_timeout(options.get("ttl"), "ttl")
+    if ttl is not None and ttl <= 0:
+        raise InvalidOption("Job ttl must be greater than 0")
+    if options.get("unique"):
+        if not job_id:
+            raise InvalidOption("unique=True requires an explicit job_id")
+        if options.get("depends_on"):
+            raise InvalidOption("unique=True is not supported with job dependencies")
 
 
 def _dependencies(value: Any) -> tuple[str, ...]:
@@ -91,6 +152,7 @@ def build_spec(func: Callable[..., Any] | str, args: tuple[Any, ...] | list[Any]
                          "with rq directly")
     if unknown - UNSUPPORTED:
         raise JobRefused(f"unknown enqueue option {sorted(unknown - UNSUPPORTED)[0]!r}")
+    validate(options)
     timeout = options.get("job_timeout", options.get("timeout"))
     return JobSpec(
         job_name=job_name(func), args=tuple(args or ()), kwargs=dict(kwargs or {}), queue=queue,
@@ -102,13 +164,15 @@ def build_spec(func: Callable[..., Any] | str, args: tuple[Any, ...] | list[Any]
         description=options.get("description"), run_at=run_at, priority=int(options.get("priority") or 0),
         at_front=bool(options.get("at_front")), depends_on=_dependencies(options.get("depends_on")),
         on_success=_callback(options.get("on_success"), "on_success"),
-        on_failure=_callback(options.get("on_failure"), "on_failure"))
+        on_failure=_callback(options.get("on_failure"), "on_failure"),
+        on_stopped=_callback(options.get("on_stopped"), "on_stopped"),
+        callback_timeouts=_callback_timeouts(options), unique=bool(options.get("unique")))
 
 
 def from_enqueue_data(item: Any, queue: str) -> JobSpec:
     """A JobSpec from one `rq.Queue.prepare_data(...)` item (an EnqueueData named tuple)."""
     fields = item._asdict()
-    for name in ("on_stopped", "repeat", "webhooks"):
+    for name in ("repeat", "webhooks"):
         if fields.get(name) is not None:
             raise JobRefused(f"RQ option {name} is not supported by migrator; remove it or enqueue with rq directly")
     return build_spec(fields["func"], fields["args"], fields["kwargs"], queue,
@@ -116,7 +180,8 @@ def from_enqueue_data(item: Any, queue: str) -> JobSpec:
                       failure_ttl=fields["failure_ttl"], description=fields["description"],
                       depends_on=fields.get("depends_on"), job_id=fields["job_id"], at_front=fields["at_front"],
                       meta=fields["meta"], retry=fields["retry"], on_success=fields["on_success"],
-                      on_failure=fields["on_failure"])
+                      on_failure=fields["on_failure"], on_stopped=fields.get("on_stopped"),
+                      unique=bool(fields.get("unique")))
 
 
 def run_at_in(delay: timedelta | int | float) -> datetime:

@@ -204,7 +204,8 @@ def layers(s: Sides) -> list[tuple[str, float]]:
     from adapters.rq_backend import enqueue as rq_opts
     from adapters.rq_backend.connection import reachable
     from adapters.spec import build_spec
-    from migrator.queue import JobHandle, _split_options
+    from migrator.job import handle
+    from migrator.queue import _split_options
 
     s.route_to(BackendName.RQ)
     rqb = s.rqb
@@ -216,7 +217,7 @@ def layers(s: Sides) -> list[tuple[str, float]]:
             pass
 
     cases: list[tuple[str, Callable[[], Any]]] = [
-        ("migrator.queue._split_options(kwargs)", lambda: _split_options({})),
+        ("migrator.queue._split_options(kwargs)", lambda: _split_options((), {})),
         ("adapters.spec.build_spec(noop, ...) -> JobSpec", lambda: build_spec(noop, (), {}, QUEUE)),
         ("router.decide(name) (cached snapshot)", lambda: s.router.decide(NOOP)),
         ("flags.record_seen((name,))", lambda: s.router.flags.record_seen((NOOP,))),
@@ -225,8 +226,8 @@ def layers(s: Sides) -> list[tuple[str, float]]:
         ("rq_backend.enqueue.options(spec)", lambda: rq_opts.options(spec)),
         ("connection.reachable() context manager", ctx),
         ("router._remember(placed)", lambda: s.router._remember(placed)),
-        ("Enqueued(...) + JobHandle(...)",
-         lambda: JobHandle(type(placed)(placed.backend, placed.job_id, placed.queue, placed.job_name), s.router)),
+        ("Enqueued(...) + the job handle", lambda: handle(
+            s.router, type(placed)(placed.backend, placed.job_id, placed.queue, placed.job_name, placed.native), spec)),
     ]
     number = 20_000
     return [(label, statistics.median(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6)

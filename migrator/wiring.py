@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import rq
+
+from adapters.base import Enqueued, JobSpec
 from adapters.pg_backend import schema, supervisor
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.pg_backend.playbook_state import PgPlaybookState
@@ -23,9 +26,29 @@ def postgres_backend(settings: Settings) -> PostgresBackend:
                            synchronous_commit=bool(settings.extra.get("enqueue_synchronous_commit", True)))
 
 
-def rq_backend(settings: Settings, connection: Any = None) -> RQBackend:
-    """The legacy backend, on the app's own Redis connection when it passes one."""
-    return RQBackend(connection if connection is not None else settings.redis_url)
+def rq_backend(settings: Settings, connection: Any = None, serializer: Any = None,
+               job_class: Any = None) -> RQBackend:
+    """The legacy backend, on the app's own Redis connection (and serializer, job class) when it passes one."""
+    return RQBackend(connection if connection is not None else settings.redis_url, serializer=serializer,
+                     job_class=job_class)
+
+
+class _InlineQueue(rq.Queue):
+    """rq.Queue(is_async=False): RQ runs each job in the calling process as it is enqueued."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["is_async"] = False
+        super().__init__(*args, **kwargs)
+
+
+def enqueue_inline(spec: JobSpec, connection: Any = None, serializer: Any = None, job_class: Any = None,
+                   settings: Settings | None = None) -> Enqueued:
+    """Queue(is_async=False): run the job now in this process through RQ's own synchronous mode (as apps' tests
+    use it), whatever the routing says: no worker of either backend is involved. The record stays in Redis."""
+    settings = settings or config.load()
+    backend = RQBackend(connection if connection is not None else settings.redis_url, serializer=serializer,
+                        queue_class=_InlineQueue, job_class=job_class)
+    return backend.enqueue(spec)
 
 
 def routing_tables(settings: Settings) -> RoutingTables:
@@ -48,10 +71,11 @@ def cached_flags(settings: Settings) -> CachedFlags:
 
 
 def router_from_env(cls: type[R] = Router, redis: Any = None, fallback: bool | None = None,  # type: ignore[assignment]
-                    settings: Settings | None = None) -> R:
-    """A router from REDIS_URL, DATABASE_URL and migrator.toml (`fallback = true` there opts in)."""
+                    settings: Settings | None = None, serializer: Any = None, job_class: Any = None) -> R:
+    """A router from REDIS_URL, DATABASE_URL and migrator.toml (`fallback = true` there opts in); `serializer` and
+    `job_class` are the app's, for the jobs routed to RQ."""
     settings = settings or config.load()
-    legacy = rq_backend(settings, connection=redis)
+    legacy = rq_backend(settings, connection=redis, serializer=serializer, job_class=job_class)
     new = postgres_backend(settings)
     flags = cached_flags(settings).start()
     chosen = bool(settings.extra.get("fallback", False)) if fallback is None else fallback

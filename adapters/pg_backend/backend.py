@@ -2,25 +2,26 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
 
 from adapters import payload
-from adapters.spec import from_enqueue_data
-from adapters.base import (DEFAULT_TIMEOUT, BackendName, Enqueued, Inventory, JobInfo, JobRefused, JobSpec,
-                           JobState, PendingJob, RetryPolicy, RunStats, StateCount, Watch, WorkerInfo)
+from adapters.spec import CALLBACKS, from_enqueue_data
+from adapters.base import (DEFAULT_FAILURE_TTL, DEFAULT_TIMEOUT, BackendName, DuplicateJob, Enqueued, Inventory,
+                           InvalidJobOperation, JobInfo, JobRefused, JobSpec, JobState, PendingJob, RetryPolicy,
+                           RunStats, StateCount, Watch, WorkerInfo)
 from adapters.pg_backend import db as pg_db
 from adapters.pg_backend import remaining
 from adapters.pg_backend.db import Database
 from adapters.pg_backend.liveness import LOCK_NAMESPACE
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # run_at of an at_front job: ahead of every other
-# Options of RQ that this backend cannot honour: refused at enqueue, never dropped.
-UNSUPPORTED = ("on_success", "on_failure")
+CALLBACK_TIMEOUT = 60  # seconds, RQ's default for a callback (rq.defaults.CALLBACK_TIMEOUT)
 LIVE_STATES = {"queued": JobState.QUEUED, "deferred": JobState.DEFERRED, "running": JobState.STARTED,
                "finished": JobState.FINISHED, "failed": JobState.FAILED, "canceled": JobState.CANCELED}
 
@@ -48,15 +49,11 @@ def _bulk_row(spec: JobSpec) -> tuple[Any, ...]:
     p = row_params(spec)
     return (p["id"], p["queue"], p["func"], p["args"], p["kwargs"], p["meta"], p["description"], p["priority"],
             p["run_at"], p["timeout_s"], p["result_ttl"], p["ttl"], p["failure_ttl"], p["retry_max"],
-            p["retry_intervals"])
+            p["retry_intervals"], p["callbacks"])
 
 
 def row_params(spec: JobSpec) -> dict[str, Any]:
     """The insert parameters of one job; JobRefused when an option or a value cannot be carried."""
-    for option in UNSUPPORTED:
-        if getattr(spec, option):
-            raise JobRefused(f"{option} callbacks are not supported by the postgres backend yet; "
-                             f"pin {spec.job_name} to rq (migrator flip {spec.job_name} --back) or drop the option")
     args, kwargs = payload.encode_call(spec.args, dict(spec.kwargs))
     return {
         "id": spec.job_id or new_job_id(), "queue": spec.queue, "func": spec.job_name, "args": args, "kwargs": kwargs,
@@ -66,7 +63,24 @@ def row_params(spec: JobSpec) -> dict[str, Any]:
         "result_ttl": spec.result_ttl, "ttl": spec.ttl, "failure_ttl": spec.failure_ttl,
         "retry_max": spec.retry.max if spec.retry else 0,
         "retry_intervals": list(spec.retry.intervals) if spec.retry else [],
+        "callbacks": _callbacks(spec),
     }
+
+
+def _callbacks(spec: JobSpec) -> str | None:
+    """The callbacks column: import path and timeout of each callback the job carries (NULL: none)."""
+    found = {name: {"func": getattr(spec, name), "timeout": spec.callback_timeouts.get(name)}
+             for name in CALLBACKS if getattr(spec, name)}
+    return json.dumps(found) if found else None
+
+
+def callback_fields(callbacks: Mapping[str, Any] | None) -> dict[str, Any]:
+    """JobSpec's callback fields from the callbacks column (read back by fetch_job, iter_pending, transfer)."""
+    callbacks = callbacks or {}
+    fields: dict[str, Any] = {name: c["func"] for name, c in callbacks.items() if name in CALLBACKS}
+    fields["callback_timeouts"] = {name: int(c["timeout"]) for name, c in callbacks.items()
+                                   if name in CALLBACKS and c.get("timeout") not in (None, CALLBACK_TIMEOUT)}
+    return fields
 
 
 class PostgresBackend:
@@ -104,9 +118,12 @@ class PostgresBackend:
                     parents = self.db.fetch_all("lock_parents", {"ids": list(spec.depends_on)}, conn=c)
                     if any(state != "finished" for _, state in parents):
                         params["state"] = "deferred"
-                    self.db.execute("insert_job", params, conn=c)
+                    inserted = self.db.fetch_one("insert_job", params, conn=c)
             else:
-                self.db.execute("insert_job", params, conn=c)
+                inserted = self.db.fetch_one("insert_job", params, conn=c)
+        # The primary key decides between racing enqueues of one id: exactly one of them inserts a row.
+        if spec.unique and inserted is None:
+            raise DuplicateJob(f"Job {params['id']} already exists")
         return Enqueued(self.name, params["id"], spec.queue, spec.job_name)
 
     def enqueue_many(self, specs: Iterable[JobSpec | Any], conn: psycopg.Connection[Any] | None = None,
@@ -114,7 +131,7 @@ class PostgresBackend:
         """Insert many jobs in one round trip; ids that already exist are skipped, as with enqueue.
         Accepts JobSpecs or `rq.Queue.prepare_data(...)` items (enqueued on `queue`)."""
         specs = [s if isinstance(s, JobSpec) else from_enqueue_data(s, queue) for s in specs]
-        if any(s.depends_on for s in specs):
+        if any(s.depends_on or s.unique for s in specs):
             return [self.enqueue(s, conn) for s in specs]
         ids: list[str] = []
         if specs:
@@ -158,9 +175,45 @@ class PostgresBackend:
         row = self.db.fetch_one("fetch_job", {"id": job_id})
         if row is None:
             return None
-        (jid, queue, job_name, state, attempts, result, etype, emsg, tb, enq, started, finished, run_at, worker) = row
+        (jid, queue, job_name, state, attempts, result, etype, emsg, tb, enq, started, finished, run_at, worker,
+         *enqueued_with) = row
         return JobInfo(self.name, jid, job_name, queue, _state(state, run_at, attempts), attempts,
-                       payload.decode_value(result), etype, emsg, tb, enq, started, finished, worker)
+                       payload.decode_value(result), etype, emsg, tb, enq, started, finished, worker,
+                       _spec(jid, queue, job_name, run_at, enq, *enqueued_with), run_at)
+
+    def native_job(self, job_id: str) -> None:
+        """None: this backend has no job object of its own (migrator's job handle reads fetch_job)."""
+        return None
+
+    def save_meta(self, job_id: str, meta: Mapping[str, Any]) -> bool:
+        encoded = payload.encode_json(dict(meta), "meta")
+        return self.db.fetch_one("save_meta", {"id": job_id, "meta": encoded}) is not None
+
+    def cancel_job(self, job_id: str) -> bool:
+        """Cancel a queued, scheduled or deferred job; a started or ended one is refused (InvalidJobOperation)."""
+        row = self.db.fetch_one("cancel_job", {"id": job_id, "default_failure_ttl": DEFAULT_FAILURE_TTL})
+        if row is None:
+            return False
+        if row[0] == "canceled":
+            raise InvalidJobOperation(f"Cannot cancel already canceled job: {job_id}")
+        if row[0] not in ("queued", "deferred"):
+            word = "started" if row[0] == "running" else row[0]
+            raise InvalidJobOperation(f"Cannot cancel job {job_id}: it has {word} on the postgres backend "
+                                      "(delete it instead)")
+        return True
+
+    def delete_job(self, job_id: str) -> bool:
+        return self.db.fetch_one("delete_job", {"id": job_id}) is not None
+
+    def queued_job_ids(self, queue: str) -> list[str]:
+        return [jid for jid, in self.db.fetch_all("queued_job_ids", {"queue": queue})]
+
+    def queued_count(self, queue: str) -> int:
+        row = self.db.fetch_one("queued_count", {"queue": queue})
+        return int(row[0]) if row else 0
+
+    def empty_queue(self, queue: str) -> int:
+        return len(self.db.fetch_all("empty_queue", {"queue": queue}))
 
     def retry_failed(self, ids: list[str] | None = None, job_name: str | None = None) -> int:
         return len(self.db.fetch_all("retry_failed", {"ids": ids, "func": job_name}))
@@ -203,9 +256,26 @@ def _state(state: str, run_at: datetime | None, attempts: int) -> JobState:
     return LIVE_STATES[state]
 
 
+def _spec(jid: str, queue: str, job_name: str, run_at: datetime, enqueued_at: datetime, args: Any, kwargs: Any,
+          meta: Any, description: str | None, priority: int, timeout_s: int, result_ttl: int | None, ttl: int | None,
+          failure_ttl: int | None, retry_max: int, retry_intervals: list[int], depends_on: list[str],
+          callbacks: dict[str, Any]) -> JobSpec:
+    """What a job was enqueued with, as fetch_job reads it back (a payload this code cannot decode reads empty)."""
+    try:
+        args, kwargs, meta = payload.decode_value(args), payload.decode_value(kwargs), payload.decode_value(meta)
+    except (ValueError, TypeError):
+        args, kwargs, meta = [], {}, {}
+    return JobSpec(job_name=job_name, args=tuple(args), kwargs=kwargs, queue=queue, job_id=jid, timeout=timeout_s,
+                   result_ttl=result_ttl, ttl=ttl, failure_ttl=failure_ttl,
+                   retry=RetryPolicy(retry_max, tuple(retry_intervals)) if retry_max else None, meta=meta,
+                   description=description, priority=priority, at_front=run_at == EPOCH,
+                   run_at=None if run_at == EPOCH or run_at <= enqueued_at else run_at, depends_on=tuple(depends_on),
+                   **callback_fields(callbacks))
+
+
 def _pending(row: tuple[Any, ...]) -> PendingJob:
     (jid, queue, job_name, args, kwargs, meta, description, priority, state, run_at, enqueued_at, timeout_s,
-     result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts) = row
+     result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts, callbacks) = row
     error = None
     try:
         args, kwargs, meta = payload.decode_value(args), payload.decode_value(kwargs), payload.decode_value(meta)
@@ -216,6 +286,6 @@ def _pending(row: tuple[Any, ...]) -> PendingJob:
                    result_ttl=result_ttl, ttl=ttl, failure_ttl=failure_ttl, retry=retry, meta=meta,
                    description=description, run_at=None if run_at == EPOCH or run_at <= enqueued_at else run_at,
                    priority=priority,
-                   at_front=run_at == EPOCH, depends_on=tuple(depends_on))
+                   at_front=run_at == EPOCH, depends_on=tuple(depends_on), **callback_fields(callbacks))
     return PendingJob(spec, _state(state, run_at, attempts), enqueued_at, error)
 

@@ -1,7 +1,6 @@
 """Runs one claimed job in the worker's main thread: import its function, enforce job_timeout, judge the outcome."""
 from __future__ import annotations
 
-import importlib
 import random
 import signal
 import traceback
@@ -10,8 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from adapters import payload
-from adapters.base import JobRefused
+from adapters import payload, spec
+from adapters.base import JobRefused, JobSpec, RetryPolicy
+from adapters.pg_backend import callbacks, current_job
+from adapters.pg_backend.backend import callback_fields
+from adapters.urls import mask_urls_in
 
 BACKOFF_BASE = 2.0  # seconds before the first retry when Retry gives no intervals
 BACKOFF_CAP = 600.0
@@ -46,6 +48,17 @@ class Claimed:
     priority: int
     run_at: datetime
     result_ttl: int | None
+    callbacks: dict[str, Any] | None = None  # {"on_success": {"func": ..., "timeout": ...}, ...}
+    description: str | None = None
+    failure_ttl: int | None = None
+
+    def job_spec(self, args: Any, kwargs: Any, meta: Any) -> JobSpec:
+        """What the job was enqueued with (its decoded payload given), for the running job's handle."""
+        retry = RetryPolicy(self.retry_max, tuple(self.retry_intervals)) if self.retry_max else None
+        return JobSpec(job_name=self.job_name, args=tuple(args), kwargs=kwargs, queue=self.queue, job_id=self.id,
+                       timeout=self.timeout_s, result_ttl=self.result_ttl, ttl=self.ttl, failure_ttl=self.failure_ttl,
+                       retry=retry, meta=meta or {}, description=self.description, priority=self.priority,
+                       **callback_fields(self.callbacks))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +84,10 @@ def import_function(path: str) -> Callable[..., Any]:
     found = _functions.get(path)
     if found is not None:
         return found
-    parts = path.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        try:
-            for attr in parts[cut:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            break
-        if callable(obj):
-            _functions[path] = obj
-            return obj
-        break
+    found = spec.resolve(path)
+    if callable(found):
+        _functions[path] = found
+        return found
     raise FunctionNotFound(f"{path} does not import on this worker (renamed, deleted, or enqueued by newer code "
                            "during a deploy?); it will be retried later")
 
@@ -125,7 +127,11 @@ def perform(job: Claimed, missing_function_attempts: int) -> Outcome:
         fn = import_function(job.job_name)
         args = payload.decode_value(job.args)
         kwargs = payload.decode_value(job.kwargs)
-        result = _call_with_timeout(fn, args, kwargs, job.timeout_s)
+        handle = current_job.handle(job.job_spec(args, kwargs, payload.decode_value(job.meta)), job.attempts,
+                                    job.enqueued_at)
+        with current_job.running(handle):  # rq.get_current_job() inside the job and its callbacks
+            result = callbacks.run(handle, job.callbacks, lambda: _call_with_timeout(fn, args, kwargs, job.timeout_s),
+                                   _call_with_timeout, JobTimeout, import_function)
     except FunctionNotFound as exc:
         retry = job.attempts < max(missing_function_attempts, job.retry_max + 1)
         return _failed(job, exc, retry, "")
@@ -143,5 +149,6 @@ def perform(job: Claimed, missing_function_attempts: int) -> Outcome:
 
 def _failed(job: Claimed, exc: BaseException, retry: bool, tb: str) -> Outcome:
     delay = backoff(job.attempts, job.retry_intervals) if retry else 0.0
-    return Outcome(job.id, ok=False, error_type=type(exc).__name__, error_message=str(exc)[:2000],
-                   traceback=tb or None, retry=retry, delay=delay)
+    # Stored with the job and shown by `jobs show`: a job's exception may quote a connection string.
+    return Outcome(job.id, ok=False, error_type=type(exc).__name__, error_message=mask_urls_in(str(exc)[:2000]),
+                   traceback=mask_urls_in(tb) or None, retry=retry, delay=delay)

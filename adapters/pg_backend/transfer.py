@@ -19,7 +19,7 @@ from adapters import payload
 from adapters.base import BackendError, JobSpec, RetryPolicy
 from adapters.pg_backend import db
 from adapters.pg_backend import sql as named
-from adapters.pg_backend.backend import EPOCH, PostgresBackend
+from adapters.pg_backend.backend import EPOCH, PostgresBackend, callback_fields
 
 LOCK_KEY = 0x6D747266  # "mtrf": one transfer at a time per database
 LOCK_WAIT = 30.0  # seconds: a killed transfer's session ends at once on a local socket, later on a dead host
@@ -123,4 +123,5 @@ def spec_from_row(row: dict[str, Any]) -> JobSpec:
                    timeout=row["timeout_s"], result_ttl=row["result_ttl"], ttl=row["ttl"],
                    failure_ttl=row["failure_ttl"], retry=retry, meta=payload.decode_value(row["meta"]),
                    description=row["description"], run_at=run_at if future else None,
-                   priority=row["priority"], at_front=run_at == EPOCH)
+                   priority=row["priority"], at_front=run_at == EPOCH,
+                   **callback_fields(row.get("callbacks")))

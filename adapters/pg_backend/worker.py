@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from adapters.base import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, BackendUnavailable
-from adapters.pg_backend import claimer, db, executor, liveness
+from adapters.pg_backend import claimer, current_job, db, executor, liveness
 from adapters.pg_backend.executor import Claimed, Outcome
 
 log = logging.getLogger("migrator.worker")
@@ -78,6 +78,7 @@ class Worker:
         worker_id = self.liveness.start()
         log.info("worker %s serving queues %s", worker_id, ",".join(self.queues))
         self.releaser = claimer.Releaser(self.db, self.held, worker_id, self.options.slow_job_seconds).start()
+        current_job.serve(self.db.url, self.db.schema)  # where get_current_job().save_meta() writes
         try:
             while not self.stopping:
                 try:
@@ -95,6 +96,7 @@ class Worker:
                 self.releaser.stop()
             self._drop_conn()
             self.liveness.stop()
+            current_job.close()
             self.db.close()
         log.info("worker %s stopped after %s jobs", worker_id, self.processed)
         return self.processed

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import rq
 from redis import Redis
+from rq.exceptions import DuplicateJobError, InvalidJobOperation as RQInvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.serializers import resolve_serializer
 
-from adapters.base import (BackendName, Enqueued, Inventory, JobInfo, JobRefused, JobSpec, JobState, PendingJob,
-                           StateCount, Watch, WorkerInfo)
+from adapters.base import (BackendName, DuplicateJob, Enqueued, Inventory, InvalidJobOperation, JobInfo, JobRefused,
+                           JobSpec, JobState, PendingJob, StateCount, Watch, WorkerInfo)
 from adapters.rq_backend import connection as conn_mod
 from adapters.rq_backend import enqueue as opts
 from adapters.rq_backend import inventory, jobinfo, remaining, removal
@@ -52,41 +53,44 @@ class RQBackend:
     # -- enqueue ---------------------------------------------------------------------------------------------
     def enqueue(self, spec: JobSpec) -> Enqueued:
         with reachable(self.url):
-            job = self._enqueue(spec)
-        return Enqueued(self.name, job.id, spec.queue, spec.job_name)
+            try:
+                job = self._enqueue(spec)
+            except DuplicateJobError as exc:
+                raise DuplicateJob(str(exc) or f"a job with id {spec.job_id} exists") from exc
+        return Enqueued(self.name, job.id, spec.queue, spec.job_name, job)
 
     def _enqueue(self, spec: JobSpec, pipeline: Any = None) -> Job:
         q = self.queue(spec.queue)
         if spec.run_at is not None:
             return q.enqueue_at(spec.run_at, spec.job_name, pipeline=pipeline, **opts.scheduled_options(spec))
-        return q.enqueue_call(spec.job_name, pipeline=pipeline, **opts.options(spec))
+        return q.enqueue_call(spec.job_name, pipeline=pipeline, **opts.call_options(spec))
 
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]:
         """One pipeline for every job without dependencies (Queue.prepare_data + enqueue_many); a job with
         depends_on is enqueued on its own, because RQ checks its parents' state at enqueue time."""
         specs = list(specs)
-        ids: dict[int, str] = {}
+        ids: dict[int, Job] = {}
         with reachable(self.url):
             with self.connection.pipeline() as pipe:
                 self._enqueue_batch(specs, pipe, ids)
                 pipe.execute()
             for i, spec in enumerate(specs):
-                if spec.depends_on:
-                    ids[i] = self._enqueue(spec).id
-        return [Enqueued(self.name, ids[i], s.queue, s.job_name) for i, s in enumerate(specs)]
+                if _alone(spec):
+                    ids[i] = self._enqueue(spec)
+        return [Enqueued(self.name, ids[i].id, s.queue, s.job_name, ids[i]) for i, s in enumerate(specs)]
 
-    def _enqueue_batch(self, specs: list[JobSpec], pipe: Any, ids: dict[int, str]) -> None:
+    def _enqueue_batch(self, specs: list[JobSpec], pipe: Any, ids: dict[int, Job]) -> None:
         by_queue: dict[str, list[tuple[int, Any]]] = defaultdict(list)
         for i, spec in enumerate(specs):
-            if spec.depends_on:
+            if _alone(spec):
                 continue
             if spec.run_at is not None:
-                ids[i] = self._enqueue(spec, pipeline=pipe).id
+                ids[i] = self._enqueue(spec, pipeline=pipe)
             else:
                 by_queue[spec.queue].append((i, self.queue_class.prepare_data(spec.job_name, **opts.options(spec))))
         for name, items in by_queue.items():
             jobs = self.queue(name).enqueue_many([data for _, data in items], pipeline=pipe)
-            ids.update((i, job.id) for (i, _), job in zip(items, jobs))
+            ids.update((i, job) for (i, _), job in zip(items, jobs))
 
     # -- inspection ------------------------------------------------------------------------------------------
     def queues(self) -> list[str]:
@@ -140,6 +144,54 @@ class RQBackend:
         with reachable(self.url):
             return jobinfo.fetch(self.connection, self.job_class, self.serializer, job_id)
 
+    def native_job(self, job_id: str) -> Job | None:
+        """RQ's own Job, with the app's job class and serializer."""
+        with reachable(self.url):
+            try:
+                return self.job_class.fetch(job_id, connection=self.connection, serializer=self.serializer)
+            except NoSuchJobError:
+                return None
+
+    def save_meta(self, job_id: str, meta: Mapping[str, Any]) -> bool:
+        job = self.native_job(job_id)
+        if job is None:
+            return False
+        job.meta = dict(meta)
+        with reachable(self.url):
+            job.save_meta()
+        return True
+
+    def cancel_job(self, job_id: str) -> bool:
+        job = self.native_job(job_id)
+        if job is None:
+            return False
+        with reachable(self.url):
+            try:
+                job.cancel()
+            except RQInvalidJobOperation as exc:
+                raise InvalidJobOperation(str(exc)) from exc
+        return True
+
+    def delete_job(self, job_id: str) -> bool:
+        job = self.native_job(job_id)
+        if job is None:
+            return False
+        with reachable(self.url):
+            job.delete()
+        return True
+
+    def queued_job_ids(self, queue: str) -> list[str]:
+        with reachable(self.url):
+            return self.queue(queue).get_job_ids()
+
+    def queued_count(self, queue: str) -> int:
+        with reachable(self.url):
+            return self.queue(queue).count
+
+    def empty_queue(self, queue: str) -> int:
+        with reachable(self.url):
+            return int(self.queue(queue).empty() or 0)
+
     # -- maintenance -----------------------------------------------------------------------------------------
     def remove_pending(self, job_id: str) -> bool:
         with reachable(self.url):
@@ -161,6 +213,12 @@ class RQBackend:
             names = sorted(set(self.queues()) | set(queues))
             source = remaining.Source(self.connection, self.queue, self.job_class, self.serializer)
             return remaining.take_inventory(source, names, self.workers(), job_name, per_job, watch)
+
+
+def _alone(spec: JobSpec) -> bool:
+    """Enqueued on its own, not in enqueue_many's pipeline: RQ checks a dependent's parents at enqueue time, and
+    prepare_data has no unique."""
+    return bool(spec.depends_on) or spec.unique
 
 
 def _only_queue(counts: list[StateCount], queue: str | None) -> list[StateCount]:

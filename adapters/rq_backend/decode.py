@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from rq.defaults import CALLBACK_TIMEOUT
+
 from adapters.base import JobSpec, JobState, PendingJob, RetryPolicy
 
 UNKNOWN_FUNC = "<unknown>"
@@ -158,7 +160,16 @@ def pending_job(job_id: str, queue: str, where: JobState, raw: Mapping[Any, Any]
         meta=meta, description=s.get("description") or None, run_at=run_at,
         at_front=bool(_int(s.get("enqueue_at_front"))),
         depends_on=tuple(str(d) for d in _json_list(s.get("dependency_ids"))),
-        on_success=s.get("success_callback_name") or None, on_failure=s.get("failure_callback_name") or None)
+        on_success=s.get("success_callback_name") or None, on_failure=s.get("failure_callback_name") or None,
+        on_stopped=s.get("stopped_callback_name") or None, callback_timeouts=_callback_timeouts(s))
     state = waiting_state(where, s.get("status"), s.get("started_at"), s.get("number_of_retries"))
     enqueued = parse_time(s.get("enqueued_at")) or parse_time(s.get("created_at"))
     return PendingJob(spec, state, enqueued, error or meta_error)
+
+
+def _callback_timeouts(s: Mapping[Any, Any]) -> dict[str, int]:
+    """The timeouts RQ stored for the job's callbacks (success_callback_timeout, ...), by enqueue option."""
+    fields = {"on_success": "success_callback_timeout", "on_failure": "failure_callback_timeout",
+              "on_stopped": "stopped_callback_timeout"}
+    found = {option: _int(s.get(key)) for option, key in fields.items()}
+    return {option: seconds for option, seconds in found.items() if seconds not in (None, CALLBACK_TIMEOUT)}

@@ -31,6 +31,12 @@ def depends_on(spec: JobSpec) -> Dependency | None:
     return Dependency(jobs=list(spec.depends_on), enqueue_at_front=spec.at_front)
 
 
+def callback(spec: JobSpec, option: str) -> Callback | None:
+    """RQ's Callback for one of the spec's callbacks, with the timeout rq.Callback(func, timeout=) gave."""
+    name = getattr(spec, option)
+    return Callback(name, timeout=spec.callback_timeouts.get(option)) if name else None
+
+
 def options(spec: JobSpec) -> dict[str, Any]:
     """Keyword options shared by enqueue_call and Queue.prepare_data (both spell the timeout `timeout`)."""
     refuse_unsupported(spec)
@@ -39,14 +45,19 @@ def options(spec: JobSpec) -> dict[str, Any]:
         "result_ttl": spec.result_ttl, "ttl": spec.ttl, "failure_ttl": spec.failure_ttl,
         "description": spec.description, "depends_on": depends_on(spec), "job_id": spec.job_id,
         "at_front": spec.at_front, "meta": dict(spec.meta) or None, "retry": retry(spec),
-        "on_success": Callback(spec.on_success) if spec.on_success else None,
-        "on_failure": Callback(spec.on_failure) if spec.on_failure else None,
+        "on_success": callback(spec, "on_success"), "on_failure": callback(spec, "on_failure"),
+        "on_stopped": callback(spec, "on_stopped"),
     }
+
+
+def call_options(spec: JobSpec) -> dict[str, Any]:
+    """enqueue_call's and enqueue_at's keywords: options() and unique (Queue.prepare_data has no unique)."""
+    return {**options(spec), "unique": spec.unique} if spec.unique else options(spec)
 
 
 def scheduled_options(spec: JobSpec) -> dict[str, Any]:
     """enqueue_at's keywords: it names the timeout `job_timeout` and takes args/kwargs as explicit keywords,
     so a job argument called `description` or `ttl` can never be mistaken for an option."""
-    opts = options(spec)
+    opts = call_options(spec)
     opts["job_timeout"] = opts.pop("timeout")
     return opts

@@ -198,7 +198,7 @@ def _land_once(backend: RQBackend, specs: Sequence[JobSpec]) -> tuple[set[str], 
         conflicts = {i for i, e in zip(ids, exists) if e and i not in landed}
         fresh = [s for s in specs if s.job_id not in landed and s.job_id not in conflicts]
         pipe.multi()
-        enqueued: dict[int, str] = {}
+        enqueued: dict[int, Any] = {}
         backend._enqueue_batch(fresh, pipe, enqueued)  # the adapter's own pipelined enqueue, inside our MULTI
         if fresh:
             pipe.sadd(LANDED, *(s.job_id for s in fresh))

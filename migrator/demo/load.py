@@ -10,6 +10,7 @@ from datetime import timedelta
 import psycopg
 
 from migrator.demo import jobs, ledger
+from migrator.job import backend_of
 from migrator.queue import Queue
 
 
@@ -48,7 +49,7 @@ class Load(threading.Thread):
             fn = self._rng.choice(jobs.JOBS)
             key = f"{fn.__name__}{self.prefix}-{i}"
             handle = self.queue.enqueue(fn, key, job_id=key)
-        ledger.note_enqueued(conn, [(key, handle.backend.value)])
+        ledger.note_enqueued(conn, [(key, backend_of(handle).value)])
         self.enqueued += 1
 
     def stop(self) -> None:

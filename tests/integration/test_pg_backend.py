@@ -74,9 +74,14 @@ def test_unserializable_argument_is_refused_and_nothing_is_enqueued(backend):
     assert backend.counts() == []
 
 
-def test_callbacks_are_refused_not_dropped(backend):
-    with pytest.raises(JobRefused, match="on_success callbacks are not supported"):
-        backend.enqueue(JobSpec("tests.jobs.noop", on_success="tests.jobs.noop"))
+def test_callbacks_are_stored_with_their_timeouts(backend):
+    backend.enqueue(JobSpec("tests.jobs.noop", job_id="cb", on_success="tests.jobs.noop",
+                            on_stopped="tests.jobs.add", callback_timeouts={"on_stopped": 5}))
+    spec = backend.fetch_job("cb").spec
+    assert (spec.on_success, spec.on_failure, spec.on_stopped) == ("tests.jobs.noop", None, "tests.jobs.add")
+    assert spec.callback_timeouts == {"on_stopped": 5}  # RQ's default (60 s) is not spelled out
+    [pending] = list(backend.iter_pending())
+    assert (pending.spec.on_success, pending.spec.callback_timeouts) == ("tests.jobs.noop", spec.callback_timeouts)
 
 
 def test_transactional_enqueue_follows_the_apps_transaction(backend, pg_url):

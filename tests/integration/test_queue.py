@@ -82,8 +82,8 @@ def test_rq_options_reach_either_backend(router, store, redis_url, pg_url):
 def test_option_the_chosen_backend_cannot_honour_is_an_error(router, store):
     store.flip("tests.jobs.add")
     router.flags.refresh()
-    with pytest.raises(JobRefused, match="on_success callbacks are not supported by the postgres backend"):
-        Queue(router=router).enqueue(jobs.add, 1, 2, on_success=jobs.noop)
+    with pytest.raises(JobRefused, match="on_success='tests.jobs.nowhere' does not import"):
+        Queue(router=router).enqueue(jobs.add, 1, 2, on_success="tests.jobs.nowhere")
     with pytest.raises(JobRefused, match="RQ option repeat is not supported"):
         Queue(router=router).enqueue(jobs.add, 1, 2, repeat=object())
 

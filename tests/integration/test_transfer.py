@@ -114,10 +114,10 @@ def test_postgres_to_rq_leaves_dependency_chains_and_retries_on_postgres(legacy,
 
 
 def test_refused_jobs_stay_in_rq_with_their_reason(legacy, backend, redis_url, pg_url):
-    from tests.jobs import Opaque, note_success
+    from tests.jobs import Opaque
     q = legacy.queue("default")
     q.enqueue_call("tests.jobs.echo", args=(Opaque(1),), job_id="opaque-1")
-    q.enqueue_call("tests.jobs.noop", job_id="callback-1", on_success=note_success)
+    q.enqueue_call("tests.jobs.noop", job_id="meta-1", meta={"o": Opaque(2)})
     q.enqueue_call("tests.jobs.noop", job_id="fine-1")
 
     done = run_cli("transfer", "--all", "--json", REDIS_URL=redis_url, DATABASE_URL=pg_url)
@@ -127,9 +127,9 @@ def test_refused_jobs_stay_in_rq_with_their_reason(legacy, backend, redis_url, p
     out = json.loads(done.stdout)
     reasons = {r["job_id"]: r["reason"] for r in out["refused"]}
     assert "args[0] is a tests.jobs.Opaque" in reasons["opaque-1"]
-    assert "on_success callbacks are not supported" in reasons["callback-1"]
+    assert "meta['o'] is a tests.jobs.Opaque" in reasons["meta-1"]
     assert out["moved_total"] == 1 and backend.fetch_job("fine-1") is not None
-    assert q.get_job_ids() == ["opaque-1", "callback-1"]
+    assert q.get_job_ids() == ["opaque-1", "meta-1"]
     assert in_transit(legacy, backend) == (0, 0, 0)
 
 

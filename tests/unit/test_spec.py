@@ -43,7 +43,7 @@ def test_all_options_carried():
     assert spec.on_success == "tests.jobs.noop"
 
 
-@pytest.mark.parametrize("option", ["repeat", "webhooks", "on_stopped"])
+@pytest.mark.parametrize("option", ["repeat", "webhooks"])
 def test_unsupported_rq_option_is_refused_by_name(option):
     with pytest.raises(JobRefused, match=option):
         build_spec(jobs.add, (1, 2), **{option: object()})

@@ -3,10 +3,10 @@
 -- enqueue that rolls back wakes nobody); a trigger would cost a fifth of an enqueue.
 WITH ins AS (
     INSERT INTO {jobs} (id, queue, func, args, kwargs, meta, description, priority, state, run_at, timeout_s,
-                        result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on)
+                        result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, callbacks)
     VALUES (%(id)s, %(queue)s, %(func)s, %(args)s, %(kwargs)s, %(meta)s, %(description)s, %(priority)s,
             %(state)s, coalesce(%(run_at)s, now()), %(timeout_s)s, %(result_ttl)s, %(ttl)s, %(failure_ttl)s,
-            %(retry_max)s, %(retry_intervals)s, %(depends_on)s)
+            %(retry_max)s, %(retry_intervals)s, %(depends_on)s, %(callbacks)s)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, queue, state, run_at
 )
@@ -18,12 +18,12 @@ LEFT JOIN LATERAL (SELECT pg_notify({channel}, ins.queue) WHERE ins.state = 'que
 CREATE TEMP TABLE IF NOT EXISTS {bulk_jobs} (
     id text, queue text, func text, args jsonb, kwargs jsonb, meta jsonb, description text, priority integer,
     run_at timestamptz, timeout_s integer, result_ttl integer, ttl integer, failure_ttl integer, retry_max integer,
-    retry_intervals integer[]
+    retry_intervals integer[], callbacks jsonb
 ) ON COMMIT DELETE ROWS;
 
 -- copy_bulk: the COPY that stages a bulk enqueue
 COPY {bulk_jobs} (id, queue, func, args, kwargs, meta, description, priority, run_at, timeout_s, result_ttl, ttl,
-                  failure_ttl, retry_max, retry_intervals) FROM STDIN;
+                  failure_ttl, retry_max, retry_intervals, callbacks) FROM STDIN;
 
 -- insert_bulk: move the staged jobs into the queue (existing ids are skipped); one NOTIFY per queue.
 -- Staged rows are consumed by the DELETE, so a later bulk enqueue in the same transaction starts empty.
@@ -31,9 +31,9 @@ WITH staged AS (
     DELETE FROM {bulk_jobs} RETURNING *
 ), ins AS (
     INSERT INTO {jobs} (id, queue, func, args, kwargs, meta, description, priority, run_at, timeout_s,
-                        result_ttl, ttl, failure_ttl, retry_max, retry_intervals)
+                        result_ttl, ttl, failure_ttl, retry_max, retry_intervals, callbacks)
     SELECT id, queue, func, args, kwargs, meta, description, priority, coalesce(run_at, now()), timeout_s,
-           result_ttl, ttl, failure_ttl, retry_max, retry_intervals
+           result_ttl, ttl, failure_ttl, retry_max, retry_intervals, callbacks
     FROM staged
     ON CONFLICT (id) DO NOTHING
     RETURNING id, queue, run_at
@@ -65,7 +65,8 @@ UPDATE {jobs} j
 SET state = 'running', worker_id = %(worker_id)s, started_at = now(), attempts = j.attempts + 1
 FROM next WHERE j.id = next.id
 RETURNING j.id, j.queue, j.func, j.args, j.kwargs, j.meta, j.timeout_s, j.attempts, j.interrupted, j.retry_max,
-          j.retry_intervals, j.enqueued_at, j.ttl, j.priority, j.run_at, j.result_ttl;
+          j.retry_intervals, j.enqueued_at, j.ttl, j.priority, j.run_at, j.result_ttl, j.callbacks, j.description,
+          j.failure_ttl;
 
 -- finish_jobs: record successes; result_ttl 0 deletes the row at once; dependents whose other parents are
 -- all finished are queued in the same statement (two parents finishing at the same instant are caught by
@@ -189,7 +190,7 @@ ORDER BY 1, 2, 3;
 
 -- pending_jobs: every job not yet done, in enqueue order, for drain, transfer and compat
 SELECT id, queue, func, args, kwargs, meta, description, priority, state, run_at, enqueued_at, timeout_s,
-       result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts
+       result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts, callbacks
 FROM {jobs}
 WHERE state IN ('queued', 'deferred', 'running')
   AND (%(queue)s::text IS NULL OR queue = %(queue)s) AND (%(func)s::text IS NULL OR func = %(func)s)
@@ -198,7 +199,9 @@ ORDER BY enqueued_at, id;
 -- fetch_job: one job by id, for status, result and error
 SELECT j.id, j.queue, j.func, j.state, j.attempts, j.result, j.error_type, j.error_message, j.traceback,
        j.enqueued_at, j.started_at, j.finished_at, j.run_at,
-       (SELECT w.hostname || ':' || w.pid FROM {workers} w WHERE w.id = j.worker_id AND j.state = 'running')
+       (SELECT w.hostname || ':' || w.pid FROM {workers} w WHERE w.id = j.worker_id AND j.state = 'running'),
+       j.args, j.kwargs, j.meta, j.description, j.priority, j.timeout_s, j.result_ttl, j.ttl, j.failure_ttl,
+       j.retry_max, j.retry_intervals, j.depends_on, j.callbacks
 FROM {jobs} j WHERE j.id = %(id)s;
 
 -- retry_failed: put failed jobs back in their queue with a fresh attempt budget
@@ -253,3 +256,34 @@ SELECT count(*) FILTER (WHERE state <> 'queued' AND started_at >= %(since)s),
        count(*) FILTER (WHERE state = 'failed' AND finished_at >= %(since)s),
        percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM wait))
 FROM w;
+
+-- save_meta: replace one job's meta (RQ's job.save_meta(), also from inside the running job)
+UPDATE {jobs} SET meta = %(meta)s WHERE id = %(id)s RETURNING id;
+
+-- cancel_job: cancel one job no worker has started (RQ's job.cancel()); returns the state it had, so that the
+-- caller can say why a started, ended or already canceled job was left alone. Kept like a failed job.
+WITH old AS (
+    SELECT id, state FROM {jobs} WHERE id = %(id)s FOR UPDATE
+), canceled AS (
+    UPDATE {jobs} j
+    SET state = 'canceled', finished_at = now(), worker_id = NULL,
+        expires_at = CASE WHEN j.failure_ttl < 0 THEN NULL
+                          ELSE now() + make_interval(secs => coalesce(j.failure_ttl, %(default_failure_ttl)s)) END
+    FROM old WHERE j.id = old.id AND old.state IN ('queued', 'deferred')
+    RETURNING j.id
+)
+SELECT old.state FROM old;
+
+-- delete_job: delete one job in any state (RQ's job.delete()); a running job's outcome then finds no row
+DELETE FROM {jobs} WHERE id = %(id)s RETURNING id;
+
+-- queued_job_ids: a queue's runnable jobs in the order workers take them (RQ's Queue.job_ids)
+SELECT id FROM {jobs}
+WHERE state = 'queued' AND queue = %(queue)s AND run_at <= now()
+ORDER BY priority DESC, run_at, id;
+
+-- queued_count: how many runnable jobs wait in a queue (RQ's len(queue))
+SELECT count(*) FROM {jobs} WHERE state = 'queued' AND queue = %(queue)s AND run_at <= now();
+
+-- empty_queue: delete a queue's runnable jobs (RQ's Queue.empty())
+DELETE FROM {jobs} WHERE state = 'queued' AND queue = %(queue)s AND run_at <= now() RETURNING id;
