@@ -118,3 +118,8 @@ def ledger_reused(key: str) -> str:
     _ledger_conn.execute("INSERT INTO migrator_test_ledger (key, pid, side) VALUES (%s, %s, %s)",
                          [key, os.getpid(), os.environ.get("MIGRATOR_TEST_SIDE")])
     return key
+
+
+def leak_dsn(url: str) -> None:
+    """Fails with a message and traceback that quote a connection string with its password."""
+    raise ConnectionError(f"could not reach {url}")

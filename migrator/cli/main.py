@@ -8,12 +8,24 @@ from typing import Any
 import click
 
 from adapters.base import BackendError
+from adapters.urls import mask_urls_in
 from migrator.cli import backend_cmds, demo, drain, jobs, routing
 from migrator.cli import compat as compat_cli
 from migrator.cli import playbook as playbook_cli
 from migrator.cli import transfer as transfer_cli
 from migrator.cli.options import AppContext
 from migrator.errors import MigratorError, exit_code_for
+
+
+class MaskUrls(logging.Filter):
+    """Every log line of a migrator command (the worker's included) with URL passwords masked, whoever logs it:
+    a library's message or a job's exception may quote a connection string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = mask_urls_in(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_urls_in(logging.Formatter().formatException(record.exc_info))
+        return True
 
 
 class Group(click.Group):
@@ -36,6 +48,8 @@ def cli(ctx: click.Context, redis_url: str | None, database_url: str | None, ver
     """Move background jobs from RQ to a Postgres job queue, one job at a time."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskUrls())
     ctx.obj = AppContext(redis_url, database_url)
 
 

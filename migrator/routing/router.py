@@ -37,7 +37,8 @@ class Router:
         self.fallback = fallback  # opt-in: an unreachable chosen backend sends the job to the other one
         self._placed: OrderedDict[str, BackendName] = OrderedDict()  # recent job ids -> backend, for depends_on
         self._placed_lock = threading.Lock()
-        self.breakers = {name: Breaker(name, backend.ping) for name, backend in self.backends.items()}
+        self.breakers = {name: Breaker(name, backend.ping) for name, backend in self.backends.items()
+                         if backend is not None}  # no legacy backend: a router for the new backend alone
 
     def decide(self, job_name: str) -> Route:
         return decide(job_name, self.flags.snapshot())
@@ -122,13 +123,15 @@ class Router:
 
     def _guarded(self, name: BackendName, call: Callable[[], T]) -> T:
         """Call a backend unless its outage is known (then fail at once); an unreachable one trips its breaker."""
-        outage = self.breakers[name].outage()
+        breaker = self.breakers.get(name)
+        outage = breaker.outage() if breaker is not None else None
         if outage is not None:
             raise outage
         try:
             return call()
         except BackendUnavailable as exc:
-            self.breakers[name].trip(exc)
+            if breaker is not None:
+                breaker.trip(exc)
             raise
 
     def _one_or_legacy(self, spec: JobSpec, chosen: BackendName) -> Enqueued:
