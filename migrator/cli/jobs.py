@@ -15,6 +15,7 @@ from rich.text import Text
 from adapters.base import JobInfo, JobRefused, WorkerInfo
 from adapters.spec import parse_timeout
 from migrator import wiring
+from migrator.cli import job_ops
 from migrator.cli.options import AppContext, console, emit_json, json_option, pass_app
 from migrator.errors import BadInput, CheckFailed
 
@@ -235,4 +236,6 @@ def workers(app: AppContext, as_json: bool) -> None:
 
 
 def register(group: click.Group) -> None:
+    jobs.add_command(job_ops.cancel)
+    jobs.add_command(job_ops.delete)
     group.add_command(jobs)
