@@ -6,9 +6,15 @@ from __future__ import annotations
 import json
 import signal
 
+from rq import Callback
 from rq.command import send_stop_job_command
 
 from adapters.base import BackendName
+from adapters.pg_backend.backend import PostgresBackend
+from adapters.pg_backend.worker import Worker, WorkerOptions
+from adapters.rq_backend import RQBackend
+from migrator.transfer import run as transfer
+from migrator.transfer.values import Direction
 from tests import rq_api_jobs as jobs
 from tests.rq_api_support import queue, router, side  # noqa: F401  (fixtures)
 from tests.support import ledger_counts, run_cli, spawn_cli, spawn_rq_worker, stop_processes, wait_for
@@ -46,3 +52,19 @@ def test_on_stopped_runs_when_a_running_job_is_stopped(queue, side, pg_url, redi
     finally:
         stop_processes([worker])
     assert ledger_counts(ledger_url)[f"stopped:{job.id}"] == 1
+
+
+def test_callbacks_move_with_their_job_and_run_on_the_new_backend(pg_url, redis_url, ledger_url):
+    legacy, new = RQBackend(redis_url), PostgresBackend(pg_url)
+    try:
+        job = legacy.queue("default").enqueue_call(jobs.add, (2, 3), on_success=Callback(jobs.on_ok, timeout=7),
+                                                   on_failure=jobs.on_fail, job_id="moves")
+        transfer.transfer_pending(legacy, new, Direction.TO_POSTGRES)
+        spec = new.fetch_job(job.id).spec
+        assert (spec.on_success, spec.on_failure) == ("tests.rq_api_jobs.on_ok", "tests.rq_api_jobs.on_fail")
+        assert spec.callback_timeouts == {"on_success": 7}
+        Worker(pg_url, WorkerOptions(burst=True, poll_seconds=0.1)).run()
+    finally:
+        legacy.close()
+        new.close()
+    assert ledger_counts(ledger_url) == {"success:moves:5": 1}
