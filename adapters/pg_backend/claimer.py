@@ -19,25 +19,36 @@ log = logging.getLogger("migrator.worker")
 
 
 class ClaimSize:
-    """Claim one job at a time while jobs take `slow` seconds or more, so that N processes run N slow jobs at once;
-    double toward `batch` after every batch of fast jobs, so near-instant jobs still cost one round trip per batch.
-    It starts at one, and goes back to one when the queue runs dry: a worker that knows nothing of the jobs ahead
-    must not hide a queue of slow ones from its idle siblings."""
+    """How many jobs to claim next: about `budget` seconds of work by the running average of job run times, so
+    near-instant jobs still cost one round trip per batch (up to `batch`) while slow ones are claimed one at a
+    time and the N processes of --concurrency N run N of them at once. A job that ran `slow` seconds or more sets
+    the average to its own time at once; other jobs move it by ALPHA, so one no-op that the OS preempted for a
+    few milliseconds hardly changes the claim. The size starts at one, doubles at most per batch, and goes back
+    to one when the queue runs dry: a worker that knows nothing of the jobs ahead must not hide a queue of slow
+    ones from its idle siblings."""
 
-    def __init__(self, batch: int, slow: float) -> None:
+    ALPHA = 0.05
+
+    def __init__(self, batch: int, budget: float, slow: float) -> None:
         self.batch = batch
+        self.budget = budget
         self.slow = slow
+        self.average = 0.0
         self.size = 1
 
     def observe(self, seconds: float) -> bool:
         """Note one job's run time; True when it was slow (the caller hands back the rest of its batch)."""
+        self.average += self.ALPHA * (seconds - self.average)
         if seconds >= self.slow:
+            self.average = max(self.average, seconds)
             self.size = 1
             return True
         return False
 
     def grow(self) -> None:
-        self.size = min(self.batch, self.size * 2)
+        """After a batch: double, within the budget."""
+        fits = int(self.budget / self.average) if self.average > 0 else self.batch
+        self.size = max(1, min(self.batch, self.size * 2, fits))
 
     def reset(self) -> None:
         self.size = 1
@@ -113,16 +124,16 @@ class Held:
 
 
 class Releaser:
-    """A thread with its own session that releases the held jobs of a batch whose running job is slow, while that
-    job runs: the main thread cannot, it is inside the job. Without it a 4 s job would hold the rest of its batch
-    for 4 s while sibling processes idle."""
+    """A thread with its own session that releases the held jobs of a batch whose running job has run `slow`
+    seconds, while that job runs: the main thread cannot, it is inside the job. Without it a 4 s job would hold
+    the rest of its batch for 4 s while sibling processes idle."""
 
     def __init__(self, database: db.Database, held: Held, worker_id: int | None, slow: float) -> None:
         self.db = database
         self.held = held
         self.worker_id = worker_id
         self.slow = slow
-        self.poll = max(slow / 2, 0.005)
+        self.poll = max(slow / 2, 0.005)  # a held job waits at most slow + poll behind a slow one
         self._conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="migrator-releaser", daemon=True)

@@ -29,9 +29,10 @@ class JobInterrupted(BaseException):
 class WorkerOptions:
     queues: tuple[str, ...] = ("default",)
     batch: int = 100  # most jobs claimed per round trip (fewer while jobs are slow: see claimer.ClaimSize)
-    # A job that runs this long is slow: claim one at a time, and hand the unstarted rest of its batch back at once
-    # (from another thread, while it runs), so that the processes of --concurrency N run N slow jobs side by side.
-    slow_job_seconds: float = 0.005
+    claim_budget_seconds: float = 0.02  # claim about this much work at a time, by the average job run time
+    # A job that has run this long is slow: the unstarted rest of its batch goes back to the queue at once (from
+    # another thread, while it runs), so that the processes of --concurrency N run N slow jobs side by side.
+    slow_job_seconds: float = 0.05
     burst: bool = False  # exit when nothing is runnable
     poll_seconds: float = 1.0  # fallback when a NOTIFY is missed
     hold_seconds: float = 1.0  # give back the unstarted rest of a batch once it has been held this long
@@ -67,7 +68,7 @@ class Worker:
         self._woken = False
         self._in_job = False
         self._stop_timer: threading.Timer | None = None
-        self.claim_size = claimer.ClaimSize(options.batch, options.slow_job_seconds)
+        self.claim_size = claimer.ClaimSize(options.batch, options.claim_budget_seconds, options.slow_job_seconds)
         self.held = claimer.Held()
         self.releaser: claimer.Releaser | None = None
 
@@ -148,7 +149,7 @@ class Worker:
         # The unstarted jobs wait in self.held, where the releaser thread can take them back while a slow job runs.
         claimed_at = time.monotonic()
         self.held.hold(jobs)
-        all_fast, started_any = True, False
+        started_any = False
         with conn.pipeline():
             while True:
                 if self.stopping or (started_any and time.monotonic() - claimed_at > self.options.hold_seconds):
@@ -171,14 +172,12 @@ class Worker:
                 self._record(outcome)
                 now = time.monotonic()
                 if self.claim_size.observe(now - started):
-                    all_fast = False
                     self._release(conn, self.held.take_all())
                 if now - started >= self.options.flush_after_job or now - self._last_send >= self.options.flush_every:
                     self._send(conn)
             self._send(conn)
         self._sent.clear()  # the pipeline synced: every outcome sent above is written
-        if all_fast:
-            self.claim_size.grow()
+        self.claim_size.grow()
 
     def _record(self, outcome: Outcome) -> None:
         self.processed += 1
