@@ -15,7 +15,7 @@ from typing import Any
 import rq
 from rq.job import Job as RQJob
 
-from adapters.base import DEFAULT_TIMEOUT, BackendName, InvalidOption, JobSpec
+from adapters.base import DEFAULT_TIMEOUT, BackendName, DuplicateJob, InvalidOption, JobSpec
 from adapters.spec import OPTIONS, aware, build_spec, from_enqueue_data, parse_timeout, run_at_in
 from migrator import wiring
 from migrator.app_router import Router, default_router
@@ -102,6 +102,9 @@ class Queue:
         spec = self._with_defaults(build_spec(f, args, kwargs, self.name, run_at=run_at, **options))
         if not self.is_async:
             return self._inline(spec)
+        if spec.unique and find(self.router, spec.job_id or "") is not None:
+            # the id is taken on either backend (each backend's own check closes the race within it)
+            raise DuplicateJob(f"Job {spec.job_id} already exists")
         return handle(self.router, self.router.enqueue(spec), spec)
 
     def _inline(self, spec: JobSpec) -> RQJob:

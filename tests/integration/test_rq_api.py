@@ -13,7 +13,7 @@ from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Dependency
 from rq.results import Result
 
-from adapters.base import BackendName
+from adapters.base import BackendName, JobSpec
 from migrator import Job, Queue
 from tests import rq_api_jobs as jobs
 from tests.rq_api_support import queue, router, side, work  # noqa: F401  (fixtures)
@@ -183,3 +183,11 @@ def test_queue_options_are_defaults_for_its_jobs(router, side):
     assert (job.timeout, job.result_ttl) == (300, 42)
     with pytest.raises(TypeError, match="death_penalty_class"):
         Queue("default", router=router, death_penalty_class=object)
+
+
+def test_unique_sees_a_job_on_the_other_backend(queue, side, router):
+    other = BackendName.RQ if side is BackendName.POSTGRES else BackendName.POSTGRES
+    router.backends[other].enqueue(JobSpec("tests.rq_api_jobs.add", (1, 2), job_id="taken"))
+    with pytest.raises(DuplicateJobError):
+        queue.enqueue(jobs.add, 1, 2, job_id="taken", unique=True)
+    assert queue.fetch_job("taken").backend is other
