@@ -144,6 +144,14 @@ def decode_meta(raw: bytes | None, serializer: Any) -> tuple[dict[str, Any], str
         return {}, f"meta cannot be decoded: {type(exc).__name__}: {exc}"
 
 
+# The hash fields pending_job reads: fetched with HMGET rather than HGETALL, a third fewer replies to parse.
+PENDING_FIELDS = ("data", "meta", "origin", "timeout", "result_ttl", "ttl", "failure_ttl", "retries_left",
+                  "retry_intervals", "description", "enqueue_at_front", "dependency_ids", "success_callback_name",
+                  "failure_callback_name", "stopped_callback_name", "success_callback_timeout",
+                  "failure_callback_timeout", "stopped_callback_timeout", "status", "started_at",
+                  "number_of_retries", "enqueued_at", "created_at")
+
+
 def pending_job(job_id: str, queue: str, where: JobState, raw: Mapping[Any, Any] | None, serializer: Any,
                 run_at: datetime | None = None) -> PendingJob:
     """One job of a queue or registry as a PendingJob; a missing hash or bad payload is reported, not raised."""

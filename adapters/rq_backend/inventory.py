@@ -170,7 +170,7 @@ def pending(connection: Redis, holders: Iterable[Holder], job_class: type[rq.job
     for holder in holders:
         if holder.state not in PENDING_STATES:
             continue
-        for page, hashes in scan(connection, holder, job_class, None):
+        for page, hashes in scan(connection, holder, job_class, decode.PENDING_FIELDS):
             for (job_id, score), raw in zip(page, hashes):
                 run_at = _run_at(holder, score)
                 job = decode.pending_job(job_id, holder.queue, holder.state, raw, serializer, run_at)
