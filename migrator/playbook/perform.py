@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from adapters.base import BackendError, PlaybookStepRow
+from migrator.compat import gate as compat_gate
 from migrator.errors import MigratorError
 from migrator.playbook import failpoints, gates, routing_steps
 from migrator.playbook import state as runs
@@ -48,7 +49,7 @@ class Performer:
         if "rollback_of" in intent:  # killed while rolling back: finish that, whatever the step was
             return self._rollback(step, intent, records, GateResult(step.kind, False, {}, intent["reason"]))
         if step.kind in ROUTING:
-            return self._routing(step, intent)
+            return self._routing(step, intent, records)
         if step.kind is Kind.SOAK:
             return self._soak(step, intent, records)
         self._save(step, "started", intent)
@@ -62,7 +63,7 @@ class Performer:
         return self._failed(step, intent, records, gate)
 
     # -- routing ---------------------------------------------------------------------------------------------
-    def _routing(self, step: Step, intent: dict[str, Any]) -> StepResult:
+    def _routing(self, step: Step, intent: dict[str, Any], records: Mapping[int, PlaybookStepRow]) -> StepResult:
         actor = runs.actor(self.plan.name, self.run_id, step.index)
         if not intent:  # first attempt: what the routing was, and the RQ baseline of the jobs the step moves
             before = self.ctx.flags.snapshot()
@@ -73,6 +74,9 @@ class Performer:
         current = self.ctx.flags.snapshot()
         entry_id = None
         if not routing_steps.reached(step, current):
+            refused = self._compat_refusal(step, current)
+            if refused is not None:  # the same gate as `migrator flip`: never move a job whose payloads would fail
+                return self._failed(step, intent, records, refused)
             change = routing_steps.apply(step, self.ctx.flags, actor)
             current, entry_id = change.after, change.entry.id if change.entry else None
             failpoints.reach("after-routing-change")
@@ -80,6 +84,16 @@ class Performer:
         self._save(step, "done", intent, {"history_id": entry_id, "version": current.version}, advance=True)
         moved = intent.get("moved", [])
         return StepResult(True, f"{note}; routing version {current.version}; {len(moved)} known jobs moved")
+
+    def _compat_refusal(self, step: Step, current: RoutingSnapshot) -> GateResult | None:
+        """The compat gate of `flip`/`rollout` for this routing change: None when every job it moves to the new
+        backend has pending payloads that bind and that the new backend can carry."""
+        try:
+            compat_gate.guard(str(step.kind), self.ctx.legacy, self.ctx.new, current,
+                              routing_steps.target(step, current), step.job)
+        except (MigratorError, BackendError) as exc:
+            return GateResult("compat", False, {}, str(exc))
+        return None
 
     # -- soak ------------------------------------------------------------------------------------------------
     def _soak(self, step: Step, intent: dict[str, Any], records: Mapping[int, PlaybookStepRow]) -> StepResult:

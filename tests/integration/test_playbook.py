@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import rq
 
 from adapters.base import JobSpec, JobState
 from migrator.config import Settings
@@ -22,6 +23,7 @@ from migrator.playbook.context import Context, open_context
 from migrator.playbook.runner import Runner
 from migrator.queue import Queue
 from migrator.routing import presence
+from tests.compat_types import Money
 from tests.support import ROOT, ledger_counts, run_cli, spawn_cli, spawn_rq_worker, stop_processes, subprocess_env, wait_for
 
 HEAD = '[playbook]\nname = "t"\n\n[health]\nmax_p95_wait = "30s"\n\n[propagation]\nwithin = "{within}"\n'
@@ -360,3 +362,14 @@ def test_plan_shows_each_step_and_its_gate_now_and_invalid_plans_exit_2(env, rqb
     assert missing.returncode == 2 and f"p.toml:14: key 'job'" in missing.stderr and "--set job=" in missing.stderr
     piped = run_cli("playbook", "run", str(tmp_path / "p.toml"), "--set", "job=tests.jobs.noop", **env)
     assert piped.returncode == 2 and "--yes" in piped.stderr and "Traceback" not in piped.stderr
+
+
+def test_a_flip_step_goes_through_the_compat_gate_like_migrator_flip(ctx, rqb, tmp_path):
+    """Pending RQ payloads the new backend cannot carry (a custom class, pickled by RQ): the flip step refuses,
+    the routing stays legacy, and the run stops at that step with the gate's reason."""
+    rq.Queue("default", connection=rqb.connection).enqueue("tests.jobs.echo", Money(150))
+    path = write_plan(tmp_path, '[[step]]\ndo = "flip"\njob = "tests.jobs.echo"\n')
+    outcome = run(ctx, path)
+    assert (outcome.status, outcome.step, outcome.exit_code) == (runs.STOPPED, 1, 1)
+    assert "tests.jobs.echo" in outcome.message and "Money" in outcome.message
+    assert ctx.flags.snapshot().flipped == frozenset() and actors(ctx) == []
