@@ -1,6 +1,7 @@
 """Settings from the environment, `migrator.toml` or `[tool.migrator]` in pyproject.toml; and mask_url()."""
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,11 @@ class Settings:
     recovery_grace_seconds: float = 5.0
     reap_interval_seconds: float = 2.0
     poll_interval_seconds: float = 1.0
+    # The app's RQ classes and serializer, as import paths ("app.rq:JSONSerializer" or "app.rq.JSONSerializer"):
+    # every RQ-routed job, drain-check, transfer and compat scan read and write RQ the way the app's workers do.
+    rq_serializer: str | None = None
+    rq_job_class: str | None = None
+    rq_queue_class: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_urls(self, redis_url: str | None = None, database_url: str | None = None) -> "Settings":
@@ -39,9 +45,10 @@ class Settings:
 
 
 # Keys read where they are used (wiring, router), kept in Settings.extra.
-_EXTRA = {"fallback", "enqueue_synchronous_commit"}
+_EXTRA = {"fallback", "enqueue_synchronous_commit", "periodic"}
 _KNOWN = {"job_modules", "queues", "flag_cache_seconds", "lock_file", "recovery_grace_seconds",
-          "reap_interval_seconds", "poll_interval_seconds", "redis_url", "database_url", "schema"}
+          "reap_interval_seconds", "poll_interval_seconds", "redis_url", "database_url", "schema", "rq_serializer",
+          "rq_job_class", "rq_queue_class"}
 
 
 def read_file_settings(cwd: Path) -> dict[str, Any]:
@@ -77,7 +84,7 @@ def load(cwd: Path | None = None, env: dict[str, str] | None = None) -> Settings
             if not isinstance(raw[key], (int, float)) or raw[key] < 0:
                 raise BadInput(f"configuration key {key!r} must be a number >= 0")
             values[key] = float(raw[key])
-    for key in ("lock_file", "redis_url", "database_url", "schema"):
+    for key in ("lock_file", "redis_url", "database_url", "schema", "rq_serializer", "rq_job_class", "rq_queue_class"):
         if key in raw:
             values[key] = str(raw[key])
     if env.get("REDIS_URL"):
@@ -85,3 +92,13 @@ def load(cwd: Path | None = None, env: dict[str, str] | None = None) -> Settings
     if env.get("DATABASE_URL"):
         values["database_url"] = env["DATABASE_URL"]
     return Settings(**values, extra=extra)
+
+
+def import_object(path: str, key: str) -> Any:
+    """The object an import path names (`pkg.mod:Name` or `pkg.mod.Name`); BadInput naming the configuration key."""
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise BadInput(f"configuration key {key!r}: cannot import {path!r} ({exc}); give an import path such as "
+                       "\"rq.serializers:JSONSerializer\"") from exc

@@ -1,12 +1,15 @@
 """The one place that builds concrete backends (and the objects made of them) from settings."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import rq
 
 from adapters.base import Enqueued, JobSpec
 from adapters.pg_backend import schema, supervisor
+from adapters.pg_backend.periodic import PgPeriodicStore
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.pg_backend.playbook_state import PgPlaybookState
 from adapters.pg_backend.routing_tables import RoutingTables
@@ -14,6 +17,7 @@ from adapters.pg_backend.worker import WorkerOptions
 from adapters.rq_backend import RQBackend
 from migrator import config
 from migrator.config import Settings
+from migrator.periodic import schedule, ticker
 from migrator.routing.cache import CachedFlags
 from migrator.routing.flag_store import FlagStore
 from migrator.routing.router import Router
@@ -28,9 +32,14 @@ def postgres_backend(settings: Settings) -> PostgresBackend:
 
 def rq_backend(settings: Settings, connection: Any = None, serializer: Any = None,
                job_class: Any = None) -> RQBackend:
-    """The legacy backend, on the app's own Redis connection (and serializer, job class) when it passes one."""
-    return RQBackend(connection if connection is not None else settings.redis_url, serializer=serializer,
-                     job_class=job_class)
+    """The legacy backend, on the app's own Redis connection (and serializer, job class) when it passes one, else
+    with the RQ classes and serializer migrator.toml names (rq_serializer, rq_job_class, rq_queue_class)."""
+    def configured(value: Any, key: str) -> Any:
+        path = getattr(settings, key)
+        return value if value is not None or path is None else config.import_object(path, key)
+    return RQBackend(connection if connection is not None else settings.redis_url,
+                     serializer=configured(serializer, "rq_serializer"),
+                     queue_class=configured(None, "rq_queue_class"), job_class=configured(job_class, "rq_job_class"))
 
 
 class _InlineQueue(rq.Queue):
@@ -98,4 +107,31 @@ def worker_options(settings: Settings, **given: Any) -> WorkerOptions:
 def run_workers(settings: Settings, options: WorkerOptions, concurrency: int) -> int:
     """Run the new backend's worker processes until stopped; the exit code."""
     postgres_backend(settings).ping()  # fail fast, with one line, when Postgres is unreachable
-    return supervisor.run_workers(settings.database_url, options, concurrency, settings.schema)
+    if options.burst:  # a burst worker ends when the queues are empty: it keeps no schedule
+        return supervisor.run_workers(settings.database_url, options, concurrency, settings.schema)
+    with periodic_ticker(settings):
+        return supervisor.run_workers(settings.database_url, options, concurrency, settings.schema)
+
+
+def periodic_store(settings: Settings) -> PgPeriodicStore:
+    """Where the periodic schedules live (migrator_periodic)."""
+    return PgPeriodicStore(settings.database_url, settings.schema)
+
+
+@contextlib.contextmanager
+def periodic_ticker(settings: Settings) -> Iterator[None]:
+    """Tick the periodic schedules (migrator.toml's synced first) in a thread of this process while the workers run.
+    A thread of the supervisor, not of each worker: ticking needs the router, and one per `migrator worker` is
+    plenty (several tick side by side safely). Forked worker processes use none of its objects."""
+    entries = schedule.from_config(settings.extra.get("periodic"))
+    store = periodic_store(settings)
+    router: Router = router_from_env(Router, settings=settings)
+    ticking = ticker.Ticker(store, router)
+    try:
+        ticker.sync_config(store, entries)
+        ticking.start()
+        yield
+    finally:
+        ticking.stop()
+        router.close()
+        store.close()
