@@ -45,7 +45,7 @@ class Settings:
 
 
 # Keys read where they are used (wiring, router), kept in Settings.extra.
-_EXTRA = {"fallback", "enqueue_synchronous_commit", "periodic"}
+_EXTRA = {"fallback", "enqueue_synchronous_commit", "periodic", "worker_setup", "worker_exception_handlers"}
 _KNOWN = {"job_modules", "queues", "flag_cache_seconds", "lock_file", "recovery_grace_seconds",
           "reap_interval_seconds", "poll_interval_seconds", "redis_url", "database_url", "schema", "rq_serializer",
           "rq_job_class", "rq_queue_class"}

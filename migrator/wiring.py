@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+import importlib.util
 from typing import Any, TypeVar
 
 import rq
@@ -17,6 +18,7 @@ from adapters.pg_backend.worker import WorkerOptions
 from adapters.rq_backend import RQBackend
 from migrator import config
 from migrator.config import Settings
+from migrator.errors import BadInput
 from migrator.periodic import schedule, ticker
 from migrator.routing.cache import CachedFlags
 from migrator.routing.flag_store import FlagStore
@@ -100,8 +102,27 @@ def worker_options(settings: Settings, **given: Any) -> WorkerOptions:
     """The worker's options: what the command line gave, else the configuration's, else the defaults."""
     chosen: dict[str, Any] = {"poll_seconds": settings.poll_interval_seconds, "recovery_grace": settings.recovery_grace_seconds,
               "reap_seconds": settings.reap_interval_seconds, "queues": settings.queues}
+    chosen["setup"] = settings.extra.get("worker_setup")
+    chosen["exception_handlers"] = tuple(settings.extra.get("worker_exception_handlers", ()))
     chosen.update({k: v for k, v in given.items() if v is not None})
+    for path in (chosen["setup"], *chosen["exception_handlers"]):
+        _require_module(path)
     return WorkerOptions(**chosen)
+
+
+def _require_module(path: str | None) -> None:
+    """Fail at the command line, in one line, on a hook whose module does not exist (the worker processes would
+    otherwise fail one after the other); the module is found, not imported: importing it is the worker's job."""
+    if not path:
+        return
+    module = path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
+    try:
+        found = importlib.util.find_spec(module) if module else None
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise BadInput(f"cannot find module {module!r} of {path!r}; give an import path such as app.worker:setup "
+                       "and run the worker where the app's code imports")
 
 
 def run_workers(settings: Settings, options: WorkerOptions, concurrency: int) -> int:

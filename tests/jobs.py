@@ -123,3 +123,32 @@ def ledger_reused(key: str) -> str:
 def leak_dsn(url: str) -> None:
     """Fails with a message and traceback that quote a connection string with its password."""
     raise ConnectionError(f"could not reach {url}")
+
+
+SETUP_MARK = "MIGRATOR_TEST_SETUP_DONE"
+
+
+def worker_setup() -> None:
+    """A worker set-up hook (what django.setup() is to a Django app): marks the process as set up."""
+    os.environ[SETUP_MARK] = str(os.getpid())
+
+
+def needs_setup() -> str:
+    """Fails unless the worker ran its set-up hook in this very process before the job."""
+    if os.environ.get(SETUP_MARK) != str(os.getpid()):
+        raise RuntimeError("the worker's set-up hook did not run in this process")
+    return "set up"
+
+
+def record_failure(job, exc_type, exc_value, tb):  # type: ignore[no-untyped-def]
+    """An RQ-style exception handler: writes what it was given to the ledger, and lets the chain go on."""
+    ledger(f"handled:{job.id}:{exc_type.__name__}:{exc_value}")
+
+
+def stop_the_chain(job, exc_type, exc_value, tb):  # type: ignore[no-untyped-def]
+    return False
+
+
+def unstorable_result() -> object:
+    """Returns a value the new backend cannot store."""
+    return object()

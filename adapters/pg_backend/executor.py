@@ -4,14 +4,14 @@ from __future__ import annotations
 import random
 import signal
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from adapters import payload, spec
 from adapters.base import JobRefused, JobSpec, RetryPolicy
-from adapters.pg_backend import callbacks, current_job
+from adapters.pg_backend import callbacks, current_job, hooks
 from adapters.pg_backend.backend import callback_fields
 from adapters.urls import mask_urls_in
 
@@ -74,6 +74,7 @@ class Outcome:
     retry: bool = False
     delay: float = 0.0
     expired: bool = False
+    exception: BaseException | None = None  # the job's own, for the worker's log record (never stored)
 
 
 _functions: dict[str, Callable[..., Any]] = {}
@@ -119,10 +120,16 @@ def _call_with_timeout(fn: Callable[..., Any], args: Any, kwargs: Any, timeout_s
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def perform(job: Claimed, missing_function_attempts: int) -> Outcome:
-    """Run the job and say what to record. Never raises for the job's own errors."""
+class ResultNotStored(Exception):
+    """The job ran, but its return value cannot be stored by the new backend (not a JSON-taggable value)."""
+
+
+def perform(job: Claimed, missing_function_attempts: int, handlers: Sequence[hooks.Handler] = ()) -> Outcome:
+    """Run the job and say what to record. Never raises for the job's own errors; they go through the app's
+    exception handlers (RQ's chain) before they are recorded."""
     if job.ttl is not None and job.ttl >= 0 and job.enqueued_at + timedelta(seconds=job.ttl) < datetime.now(timezone.utc):
         return Outcome(job.id, ok=False, expired=True)
+    handle: Any = None  # the job as handlers see it, once it is decoded
     try:
         fn = import_function(job.job_name)
         args = payload.decode_value(job.args)
@@ -137,13 +144,18 @@ def perform(job: Claimed, missing_function_attempts: int) -> Outcome:
         return _failed(job, exc, retry, "")
     except JobTimeout:
         timeout = JobTimeout(f"job exceeded its timeout of {job.timeout_s}s")
+        hooks.handle_exception(handlers, handle, timeout)
         return _failed(job, timeout, job.attempts <= job.retry_max, traceback.format_exc())
     except Exception as exc:  # the job's own error: recorded, retried per its policy
+        hooks.handle_exception(handlers, handle, exc)
         return _failed(job, exc, job.attempts <= job.retry_max, traceback.format_exc())
     try:
         encoded = payload.encode_json(result, "result")
-    except JobRefused:
-        encoded = payload.encode_json(repr(result))  # a result we cannot store is kept as its repr
+    except JobRefused as exc:
+        # Never a silent repr: the job ran (its side effects happened, so no retry), the result is lost, say why.
+        lost = ResultNotStored(f"the job ran but its result cannot be stored by the new backend: {exc}; return "
+                               "JSON types, datetime, Decimal, UUID, bytes, tuple or set (or store it yourself)")
+        return _failed(job, lost, False, "")
     return Outcome(job.id, ok=True, result=encoded)
 
 
@@ -151,4 +163,4 @@ def _failed(job: Claimed, exc: BaseException, retry: bool, tb: str) -> Outcome:
     delay = backoff(job.attempts, job.retry_intervals) if retry else 0.0
     # Stored with the job and shown by `jobs show`: a job's exception may quote a connection string.
     return Outcome(job.id, ok=False, error_type=type(exc).__name__, error_message=mask_urls_in(str(exc)[:2000]),
-                   traceback=mask_urls_in(tb) or None, retry=retry, delay=delay)
+                   traceback=mask_urls_in(tb) or None, retry=retry, delay=delay, exception=exc)

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from adapters.base import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, BackendUnavailable
-from adapters.pg_backend import claimer, current_job, db, executor, liveness
+from adapters.pg_backend import claimer, current_job, db, executor, hooks, liveness
 from adapters.pg_backend.executor import Claimed, Outcome
 
 log = logging.getLogger("migrator.worker")
@@ -50,6 +50,8 @@ class WorkerOptions:
     shutdown_grace: float = 25.0  # after SIGTERM, how long a running job may go on before it is released
     missing_function_attempts: int = 10  # attempts for a job whose function does not import here
     max_interrupts: int = 5  # a job whose worker died this often is failed instead of requeued
+    setup: str | None = None  # import path of a function run once per worker process before any job
+    exception_handlers: tuple[str, ...] = ()  # import paths of RQ-style handlers run when a job fails
 
 
 class Worker:
@@ -71,6 +73,7 @@ class Worker:
         self.claim_size = claimer.ClaimSize(options.batch, options.claim_budget_seconds, options.slow_job_seconds)
         self.held = claimer.Held()
         self.releaser: claimer.Releaser | None = None
+        self.handlers: list[hooks.Handler] = []  # loaded in run(), after the set-up function
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -80,6 +83,8 @@ class Worker:
         log.info("worker %s serving queues %s", worker_id, ",".join(self.queues))
         self.releaser = claimer.Releaser(self.db, self.held, worker_id, self.options.slow_job_seconds).start()
         current_job.serve(self.db.url, self.db.schema)  # where get_current_job().save_meta() writes
+        hooks.run_setup(self.options.setup)  # before any job, and before the handlers import the app's code
+        self.handlers = hooks.load_handlers(self.options.exception_handlers)
         try:
             while not self.stopping:
                 try:
@@ -161,7 +166,7 @@ class Worker:
                 started_any = True
                 self._in_job = True
                 try:
-                    outcome = executor.perform(job, self.options.missing_function_attempts)
+                    outcome = executor.perform(job, self.options.missing_function_attempts, self.handlers)
                 except JobInterrupted:
                     self._in_job = False  # before the release: a third signal must not interrupt it
                     self._release(conn, [job, *self.held.take_all()])
@@ -182,10 +187,14 @@ class Worker:
     def _record(self, outcome: Outcome) -> None:
         self.processed += 1
         self._unwritten.append(outcome)
-        if not outcome.ok and not outcome.expired:
-            level = logging.INFO if outcome.retry else logging.WARNING
-            log.log(level, "job %s failed (%s: %s)%s", outcome.job_id, outcome.error_type, outcome.error_message,
-                    f"; retry in {outcome.delay:.1f}s" if outcome.retry else "")
+        if outcome.ok or outcome.expired:
+            return
+        if outcome.retry:
+            log.warning("job %s failed (%s: %s); retry in %.1fs", outcome.job_id, outcome.error_type,
+                        outcome.error_message, outcome.delay)
+        else:  # ERROR with the exception attached: what Sentry's logging integration reports
+            log.error("job %s failed (%s: %s)", outcome.job_id, outcome.error_type, outcome.error_message,
+                      exc_info=outcome.exception)
 
     def _release(self, conn: psycopg.Connection[Any], jobs: list[Claimed]) -> None:
         claimer.release(self.db, conn, jobs, self.liveness.worker_id)

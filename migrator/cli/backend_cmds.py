@@ -54,14 +54,21 @@ def _queues(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
               help="After SIGTERM, seconds a running job may take before it is released.")
 @click.option("--missing-function-attempts", default=10, show_default=True, type=click.IntRange(1, 1000),
               help="Attempts for a job whose function does not import on this worker.")
+@click.option("--setup", metavar="MODULE:FUNCTION",
+              help="Run once per worker process before any job, e.g. django.setup [config: worker_setup].")
+@click.option("--exception-handler", "exception_handlers", multiple=True, metavar="MODULE:FUNCTION",
+              help="RQ-style handler(job, exc_type, exc_value, tb) run when a job fails (repeatable) "
+                   "[config: worker_exception_handlers].")
 @pass_app
 def worker(app: AppContext, queues: str | None, concurrency: int, burst: bool, batch: int,
-           recovery_grace: float | None, shutdown_grace: float, missing_function_attempts: int) -> None:
+           recovery_grace: float | None, shutdown_grace: float, missing_function_attempts: int,
+           setup: str | None, exception_handlers: tuple[str, ...]) -> None:
     """Run the new backend's worker."""
     settings = app.settings()
     options = wiring.worker_options(settings, queues=_queues(queues, settings.queues), batch=batch, burst=burst,
                                     recovery_grace=recovery_grace, shutdown_grace=shutdown_grace,
-                                    missing_function_attempts=missing_function_attempts)
+                                    missing_function_attempts=missing_function_attempts, setup=setup,
+                                    exception_handlers=exception_handlers or None)
     sys.exit(wiring.run_workers(settings, options, concurrency))
 
 
