@@ -11,8 +11,10 @@ from adapters.base import BackendError
 from adapters.urls import mask_urls_in
 from migrator.cli import backend_cmds, demo, drain, jobs, routing
 from migrator.cli import compat as compat_cli
+from migrator.cli import metrics as metrics_cli
 from migrator.cli import playbook as playbook_cli
 from migrator.cli import transfer as transfer_cli
+from migrator.cli import web as web_cli
 from migrator.cli.options import AppContext
 from migrator.errors import MigratorError, exit_code_for
 
@@ -60,6 +62,8 @@ drain.register(cli)
 jobs.register(cli)
 compat_cli.register(cli)
 playbook_cli.register(cli)
+web_cli.register(cli)
+metrics_cli.register(cli)
 cli.add_command(demo.demo)
 
 
