@@ -65,3 +65,11 @@ def wait_for_stop(seconds: float = 60.0) -> str:
     _note(f"started:{job.id if job else '?'}")
     time.sleep(seconds)
     return "not stopped"
+
+
+def note_tick() -> str:
+    """A periodic job: notes its own job id (one per tick), so the test sees each tick's runs."""
+    job = get_current_job()
+    key = job.id if job else "?"
+    _note(f"tick:{key}")
+    return key

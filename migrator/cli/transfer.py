@@ -15,6 +15,7 @@ from migrator import wiring
 from migrator.transfer import run as transfer, values as transfer_values
 from migrator.cli.options import AppContext, console, emit_json, err_console, json_option, pass_app
 from migrator.errors import BadInput, CheckFailed
+from migrator.transfer.periodic import transfer_periodic
 from migrator.transfer.values import Direction, TransferReport
 
 SIDES = click.Choice([b.value for b in BackendName])
@@ -46,12 +47,16 @@ def _progress_bar(enabled: bool) -> Iterator[transfer_values.Progress | None]:
 @click.option("--from", "source", type=SIDES, default="rq", show_default=True, help="Backend to move jobs out of.")
 @click.option("--to", "target", type=SIDES, help="Backend to move jobs into [the other one].")
 @click.option("--dry-run", is_flag=True, help="Show what would move, and what cannot; move nothing.")
+@click.option("--periodic", is_flag=True, help="Move rq-scheduler's cron and interval entries into the new "
+              "backend's schedule instead (stop rq-scheduler first).")
 @json_option
 @pass_app
 def transfer_cmd(app: AppContext, job: str | None, everything: bool, source: str, target: str | None,
-                 dry_run: bool, as_json: bool) -> None:
+                 dry_run: bool, periodic: bool, as_json: bool) -> None:
     """Move jobs that have not started (queued, scheduled, deferred) to the other backend, exactly once.
     Safe to interrupt: running it again finishes what an interrupted run had begun."""
+    if periodic:
+        return _transfer_periodic(app, job or everything, _direction(source, target), dry_run, as_json)
     if bool(job) == everything:
         raise BadInput("give exactly one of --job JOB or --all")
     direction = _direction(source, target)
@@ -69,6 +74,31 @@ def transfer_cmd(app: AppContext, job: str | None, everything: bool, source: str
     if report.refused:
         where = direction.value.split("->")[0]
         raise CheckFailed(f"{len(report.refused)} jobs cannot be moved and stay in {where} (reasons above)")
+
+
+def _transfer_periodic(app: AppContext, job_given: object, direction: Direction, dry_run: bool,
+                       as_json: bool) -> None:
+    if job_given or direction is not Direction.TO_POSTGRES:
+        raise BadInput("--periodic moves rq-scheduler's entries from rq to postgres; drop --job/--all/--from/--to")
+    settings = app.settings()
+    legacy, store = wiring.rq_backend(settings), wiring.periodic_store(settings)
+    try:
+        legacy.ping()
+        report = transfer_periodic(legacy, store, dry_run)
+    finally:
+        store.close()
+        legacy.close()
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        verb = "would move" if dry_run else "moved"
+        console.print(f"rq-scheduler -> postgres: {verb} {len(report.moved)} periodic entries")
+        for job_id, job_name in report.moved.items():
+            console.print(f"  {job_name} ({job_id})")
+        for job_id, reason in report.refused.items():
+            console.print(f"[yellow]stays[/]: {job_id}: {reason}")
+    if report.refused:
+        raise CheckFailed(f"{len(report.refused)} periodic entries cannot be moved and stay in rq-scheduler")
 
 
 def _render(report: TransferReport) -> None:

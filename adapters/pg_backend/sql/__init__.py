@@ -10,9 +10,9 @@ from psycopg import sql
 HERE = Path(__file__).parent
 _NAME = re.compile(r"^-- (\w+):")
 
-TABLES = ("jobs", "workers", "schema_version", "flags", "routing_history", "seen_jobs", "routers")
+TABLES = ("jobs", "workers", "schema_version", "flags", "routing_history", "seen_jobs", "routers", "periodic")
 FUNCTIONS = ("live_workers",)  # schema-qualified like the tables
-BARE = ("jobs_claim_idx", "jobs_running_idx", "jobs_expiry_idx", "jobs_deferred_idx")
+BARE = ("jobs_claim_idx", "jobs_running_idx", "jobs_expiry_idx", "jobs_deferred_idx", "periodic_due_idx")
 
 
 def parse_named(text: str) -> dict[str, str]:

@@ -1,0 +1,124 @@
+"""Periodic jobs on the new backend: each tick enqueued once however many `migrator worker` processes tick (one of
+them SIGKILLed and restarted in between), a catch-up after downtime enqueues once, the flags route the ticks; and
+rq-scheduler's cron and interval entries move into the schedule exactly once."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from redis import Redis
+from rq_scheduler import Scheduler
+
+from adapters.base import BackendName, PeriodicEntry
+from adapters.pg_backend.periodic import PgPeriodicStore
+from adapters.pg_backend.routing_tables import RoutingTables
+from migrator.errors import BadInput
+from migrator.periodic import schedule, ticker
+from migrator.routing.flag_store import FlagStore
+from tests import rq_api_jobs as jobs
+from tests.support import ledger_counts, ledger_sides, run_cli, spawn_cli, spawn_rq_worker, stop_processes, wait_for
+
+TICK = "tests.rq_api_jobs.note_tick"
+
+
+@pytest.fixture
+def store(pg_url):
+    s = PgPeriodicStore(pg_url)
+    yield s
+    s.close()
+
+
+def ticks(ledger_url: str) -> dict[int, int]:
+    """Tick time (unix seconds) -> runs, from the ledger the periodic job writes."""
+    return {int(key.rsplit("-", 1)[1]): n for key, n in ledger_counts(ledger_url).items()
+            if key.startswith("tick:periodic-every-second-")}
+
+
+def workers(pg_url: str, redis_url: str, n: int) -> list[subprocess.Popen[bytes]]:
+    return [spawn_cli("worker", DATABASE_URL=pg_url, REDIS_URL=redis_url, MIGRATOR_TEST_SIDE="postgres")
+            for _ in range(n)]
+
+
+@pytest.mark.parametrize("route", [BackendName.POSTGRES, BackendName.RQ], ids=lambda r: r.value)
+def test_each_tick_once_with_two_workers_a_restart_and_a_catch_up(store, pg_url, redis_url, ledger_url, route):
+    if route is BackendName.POSTGRES:
+        FlagStore(RoutingTables(pg_url)).flip(TICK, by="test")
+    store.save(schedule.validate(PeriodicEntry("every-second", TICK, cron="* * * * * *", source="code")))
+    rq_worker = spawn_rq_worker(redis_url, "default", MIGRATOR_TEST_SIDE="rq")
+    running = workers(pg_url, redis_url, 2)
+    try:
+        wait_for(lambda: len(ticks(ledger_url)) >= 3, what="three ticks")
+        running[0].send_signal(signal.SIGKILL)  # one ticker dies mid-life; the other goes on alone
+        running[0].wait(30)
+        running[0:1] = workers(pg_url, redis_url, 1)
+        seen = len(ticks(ledger_url))
+        wait_for(lambda: len(ticks(ledger_url)) >= seen + 3, what="three more ticks")
+        stop_processes(running)
+        gap_start = time.time()
+        time.sleep(4)  # no ticker runs: four ticks are missed
+        gap_end = time.time()
+        running = workers(pg_url, redis_url, 2)
+        wait_for(lambda: max(ticks(ledger_url)) > gap_end + 1, what="ticks after the restart")
+    finally:
+        stop_processes([*running, rq_worker])
+    runs = ticks(ledger_url)
+    assert {at: n for at, n in runs.items() if n != 1} == {}  # no tick ran twice
+    caught_up = [at for at in runs if gap_start + 1 < at < gap_end - 1]
+    assert len(caught_up) <= 1  # missed ticks are enqueued once on catch-up, not once each
+    sides = {key: side for key, side in ledger_sides(ledger_url).items() if key.startswith("tick:")}
+    assert set(sides) == {f"tick:periodic-every-second-{at}" for at in runs}
+    assert {side for runs_of_tick in sides.values() for side in runs_of_tick} == {route.value}  # the flags routed them
+
+
+def test_config_schedules_sync_and_validate(store, pg_url):
+    raw = [{"name": "nightly", "job": "tests.jobs.noop", "cron": "0 3 * * *", "queue": "reports"},
+           {"name": "often", "job": "tests.jobs.noop", "every": 30, "args": [1]}]
+    ticker.sync_config(store, schedule.from_config(raw))
+    store.save(schedule.validate(PeriodicEntry("mine", "tests.jobs.noop", every=5, source="code")))
+    ticker.sync_config(store, schedule.from_config(raw[1:]))  # nightly dropped from migrator.toml
+    assert sorted((e.name, e.source) for e in store.entries()) == [("mine", "code"), ("often", "config")]
+    [often] = [e for e in store.entries() if e.name == "often"]
+    assert often.args == (1,) and often.every == 30 and often.next_run_at > datetime.now(timezone.utc)
+    for bad in ({"name": "x y", "job": "a.b", "every": 1}, {"name": "x", "job": "a.b"},
+                {"name": "x", "job": "a.b", "cron": "not cron"}, {"name": "x", "job": "a.b", "every": 0},
+                {"name": "x", "job": "a.b", "every": 1, "colour": "red"}):
+        with pytest.raises(BadInput):
+            schedule.from_config([bad])
+
+
+def test_next_tick_skips_missed_ticks():
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    every = PeriodicEntry("e", "a.b", every=60, next_run_at=start)
+    assert schedule.next_tick(every, start + timedelta(seconds=150)) == start + timedelta(seconds=180)
+    cron = PeriodicEntry("c", "a.b", cron="*/15 * * * *")
+    assert schedule.next_tick(cron, start + timedelta(minutes=46)) == start + timedelta(minutes=60)
+
+
+def test_rq_scheduler_entries_move_once(store, pg_url, redis_url):
+    conn = Redis.from_url(redis_url)
+    scheduler = Scheduler(queue_name="default", connection=conn)
+    cron = scheduler.cron("*/5 * * * *", func=jobs.note_tick, repeat=3, queue_name="reports", id="cron-entry")
+    every = scheduler.schedule(datetime.now(timezone.utc) + timedelta(minutes=1), jobs.add, args=(1, 2),
+                               interval=60, id="interval-entry")
+    once = scheduler.enqueue_in(timedelta(hours=1), jobs.add, 3, 4)  # one-shot: not periodic, stays
+    urls = {"DATABASE_URL": pg_url, "REDIS_URL": redis_url}
+    try:
+        dry = run_cli("transfer", "--periodic", "--dry-run", **urls)
+        assert dry.returncode == 0, dry.stderr
+        assert "would move 2 periodic entries" in dry.stdout and store.entries() == []
+        done = run_cli("transfer", "--periodic", "--json", **urls)
+        assert done.returncode == 0, done.stderr
+        again = run_cli("transfer", "--periodic", **urls)
+        assert again.returncode == 0 and "moved 0 periodic entries" in again.stdout
+        assert [j.id for j in scheduler.get_jobs()] == [once.id]  # rq-scheduler no longer enqueues them
+    finally:
+        conn.close()
+    moved = {e.name: e for e in store.entries()}
+    assert set(moved) == {cron.id, every.id}
+    assert (moved["cron-entry"].cron, moved["cron-entry"].queue, moved["cron-entry"].repeats_left) == (
+        "*/5 * * * *", "reports", 3)
+    assert (moved["interval-entry"].every, moved["interval-entry"].args) == (60, (1, 2))
+    assert {e.source for e in moved.values()} == {"rq-scheduler"}
