@@ -1,0 +1,107 @@
+"""The panel as a user runs it, for the web tests: `python -m migrator web` on a free loopback port against this
+test's Postgres and Redis, an httpx client that sends its token, and a helper that confirms an action."""
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from migrator.localservers import free_port
+from tests.support import ROOT, subprocess_env, wait_for
+
+TOKEN = "test-token-0123456789"
+PASSWORD = "s3cret-pw"  # in DATABASE_URL (the test server trusts loopback): never on a page
+# A plan for the page to run: a flip, then a confirm step where the run pauses for the operator's word.
+PLAN = """
+[playbook]
+name = "web-test"
+summary = "flip one job, then wait for a deploy"
+
+[params]
+job = ""
+
+[[step]]
+do = "flip"
+job = "{job}"
+
+[[step]]
+do = "confirm"
+text = "deploy the new code"
+"""
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    plans: Path
+
+    def client(self, token: str | None = TOKEN) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, follow_redirects=False)
+
+
+def with_password(url: str) -> str:
+    return url.replace("postgres@", f"postgres:{PASSWORD}@", 1)
+
+
+def start(pg_url: str, redis_url: str, workdir: Path, **env: str) -> Iterator[Server]:
+    """Start the panel, wait until it answers, and stop it (SIGTERM, as an operator's Ctrl-C) afterwards."""
+    plans = workdir / "playbooks"
+    plans.mkdir(exist_ok=True)
+    (plans / "web-test.toml").write_text(PLAN)
+    port, log = free_port(), workdir / "web.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "migrator", "web", "--port", str(port), "--playbooks",
+                                 str(plans), "--refresh", "0.5"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                env=subprocess_env(DATABASE_URL=with_password(pg_url), REDIS_URL=redis_url,
+                                                   MIGRATOR_WEB_TOKEN=TOKEN, **env))
+    server = Server(f"http://127.0.0.1:{port}", proc, log, plans)
+    try:
+        wait_for(lambda: _answers(server), timeout=60, what=f"the panel to answer (log: {log.read_text()})")
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(30)
+
+
+def _answers(server: Server) -> bool:
+    if server.proc.poll() is not None:
+        raise AssertionError(f"the panel exited {server.proc.returncode}: {server.log.read_text()}")
+    try:
+        with server.client() as c:
+            return c.get("/static/panel.css").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+def act(client: httpx.Client, by: str = "alice", **fields: Any) -> httpx.Response:
+    """Open the action's confirmation page, then confirm it as `by`, as a user clicking through would."""
+    page = client.get("/confirm", params=fields)
+    assert page.status_code == 200, page.text
+    return client.post("/act", data={**fields, "csrf": csrf_of(page.text), "confirmed": "yes", "by": by})
+
+
+def outcome(response: httpx.Response) -> str:
+    found = re.search(r'<p id="outcome"[^>]*>(.*?)</p>', response.text, re.S)
+    assert found, response.text
+    return found.group(1)
