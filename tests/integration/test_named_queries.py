@@ -9,8 +9,12 @@ from adapters.pg_backend.liveness import LOCK_NAMESPACE
 
 JOB = {"id": "q1", "queue": "default", "func": "tests.jobs.noop", "args": "[]", "kwargs": "{}", "meta": "{}",
        "description": None, "priority": 0, "state": "queued", "run_at": None, "timeout_s": 180, "result_ttl": None,
-       "ttl": None, "failure_ttl": None, "retry_max": 0, "retry_intervals": [], "depends_on": []}
-BULK_ROW = ("q2", "default", "tests.jobs.noop", "[]", "{}", "{}", None, 0, None, 180, None, None, None, 0, [])
+       "ttl": None, "failure_ttl": None, "retry_max": 0, "retry_intervals": [], "depends_on": [],
+       "callbacks": '{"on_success": {"func": "tests.jobs.noop", "timeout": null}}'}
+BULK_ROW = ("q2", "default", "tests.jobs.noop", "[]", "{}", "{}", None, 0, None, 180, None, None, None, 0, [], None)
+SCHEDULE = {"name": "p1", "func": "tests.jobs.noop", "queue": "default", "args": "[]", "kwargs": "{}", "cron": None,
+            "every_s": 60, "timeout_s": None, "repeats_left": 2, "source": "config",
+            "next_run_at": "2020-01-01T00:00:00Z"}
 PARAMS: dict[str, dict[str, dict]] = {
     "queries.sql": {
         "insert_job": JOB, "create_bulk_table": {}, "copy_bulk": {}, "insert_bulk": {},
@@ -33,6 +37,15 @@ PARAMS: dict[str, dict[str, dict]] = {
         "list_workers": {"namespace": LOCK_NAMESPACE}, "schema_version": {},
         "count_running": {"namespace": LOCK_NAMESPACE, "func": None},
         "run_stats": {"since": "2020-01-01T00:00:00Z", "funcs": None},
+        "save_meta": {"id": "q1", "meta": '{"progress": 1}'},
+        "cancel_job": {"id": "q2", "default_failure_ttl": 60}, "delete_job": {"id": "q9"},
+        "queued_job_ids": {"queue": "default"}, "queued_count": {"queue": "default"}, "empty_queue": {"queue": "x"},
+    },
+    "periodic.sql": {
+        "save_periodic": SCHEDULE, "add_periodic_once": {**SCHEDULE, "name": "p2"}, "list_periodic": {},
+        "remove_periodic": {"names": ["p2"], "source": None}, "periodic_names": {"source": "config"},
+        "lock_due_periodic": {"limit": 10},
+        "advance_periodic": {"name": "p1", "next_run_at": "2030-01-01T00:00:00Z", "ran_at": "2020-01-01T00:00:00Z"},
     },
     "routing.sql": {
         "lock_routing": {"key": 1}, "read_flags": {"prefix": "migrator_"},
