@@ -145,10 +145,11 @@ async def job_page(request: Request) -> Response:
     job_id = request.path_params["job_id"]
 
     def render() -> Response:
-        job = panel.find_job(p.settings, job_id)
-        if job is None:
+        found = panel.find_job(p.settings, job_id)
+        if found is None:
             return p.page("job.html", 404, job=None, job_id=job_id, args="")
-        return p.page("job.html", job=job, job_id=job_id, args=panel.shown_args(job),
+        job, args = found
+        return p.page("job.html", job=job, job_id=job_id, args=args,
                       error=mask_urls_in(f"{job.error_type}: {job.error_message}") if job.error_type else "",
                       traceback=mask_urls_in(job.traceback or ""))
     return await _guarded(p, f"job {job_id}", render)

@@ -209,22 +209,28 @@ def read_playbooks(settings: Settings) -> list[PlaybookRow]:
         state.close()
 
 
-def find_job(settings: Settings, job_id: str) -> JobInfo | None:
-    """A job by id in either backend: the new backend first (ids are unique across both, as RQ's Job.fetch)."""
+def find_job(settings: Settings, job_id: str) -> tuple[JobInfo, str] | None:
+    """A job by id in either backend (the new backend first, as RQ's Job.fetch through migrator looks), and its
+    arguments as shown: cut to ARGS_SHOWN characters."""
     with backends(settings) as opened:
         for name in (BackendName.POSTGRES, BackendName.RQ):
             job = opened[name].fetch_job(job_id)
             if job is not None:
-                return job
+                return job, shown_args(job, opened[name])
     return None
 
 
-def shown_args(job: JobInfo) -> str:
-    """The job's arguments as Python would print them, cut to ARGS_SHOWN characters."""
-    if job.spec is None:
-        return ""
-    parts = [repr(a) for a in job.spec.args] + [f"{k}={v!r}" for k, v in job.spec.kwargs.items()]
-    text = ", ".join(parts)
+def shown_args(job: JobInfo, backend: Any) -> str:
+    """The arguments as Python prints them; on RQ read from RQ's own Job (its JobInfo carries no spec)."""
+    try:
+        if job.spec is not None:
+            args, kwargs = job.spec.args, dict(job.spec.kwargs)
+        else:
+            native = backend.native_job(job.job_id)
+            args, kwargs = (tuple(native.args), dict(native.kwargs)) if native is not None else ((), {})
+    except Exception as exc:  # a payload the app's serializer cannot read here is still a job to look at
+        return f"(the arguments could not be decoded: {type(exc).__name__})"
+    text = mask_urls_in(", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]))
     return text if len(text) <= ARGS_SHOWN else text[:ARGS_SHOWN] + f"… ({len(text)} characters)"
 
 

@@ -2,6 +2,7 @@
 test's Postgres and Redis, an httpx client that sends its token, and a helper that confirms an action."""
 from __future__ import annotations
 
+import html
 import re
 import signal
 import subprocess
@@ -88,8 +89,8 @@ def _answers(server: Server) -> bool:
         return False
 
 
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
     assert found, "no CSRF field on the page"
     return found.group(1)
 
@@ -104,4 +105,4 @@ def act(client: httpx.Client, by: str = "alice", **fields: Any) -> httpx.Respons
 def outcome(response: httpx.Response) -> str:
     found = re.search(r'<p id="outcome"[^>]*>(.*?)</p>', response.text, re.S)
     assert found, response.text
-    return found.group(1)
+    return html.unescape(found.group(1))
