@@ -7,11 +7,13 @@ import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.base import ANY_JOB, PENDING_STATES, BackendError, BackendName, JobInfo, JobState, StateCount, WorkerInfo
 from adapters.urls import mask_url, mask_urls_in
 from migrator import wiring
+from migrator.compat import lockfile
 from migrator.compat.check import check_code
 from migrator.config import Settings
 from migrator.errors import MigratorError
@@ -127,12 +129,15 @@ def tallies(counts: list[StateCount]) -> dict[str, Tally]:
 
 
 def compat_by_job(settings: Settings) -> tuple[str, dict[str, str]]:
-    """`compat check` (code against the lock file): its summary, and each job's breaking changes."""
+    """`compat check` (code against the lock file): its summary, and each locked job's word: "ok" or its breaking
+    changes in a few words (a job the lock does not know is "not locked")."""
     report = check_code(settings)
+    words = {name: "ok" for name in lockfile.read(Path(settings.lock_file))}
     problems: dict[str, list[str]] = {}
     for change in report.breaking:
         problems.setdefault(change.job_name, []).append(str(change.kind))
-    return report.summary(), {job: "breaking: " + ", ".join(kinds) for job, kinds in problems.items()}
+    words.update({job: "breaking: " + ", ".join(kinds) for job, kinds in problems.items()})
+    return report.summary(), words
 
 
 def rq_health(counts: list[StateCount]) -> Health:
@@ -185,7 +190,7 @@ def read_overview(settings: Settings, window_minutes: int = 15) -> Overview:
     read = _read_backends(settings, reader, now - timedelta(minutes=window_minutes), window_minutes)
     per_backend = {str(name): tallies(c) for name, c in read.counts.items() if c is not None}
     names = set(known) | snapshot.flipped | snapshot.pinned | {n for t in per_backend.values() for n in t}
-    unchecked = "not checked" if compat_summary == "not checked" else "ok"
+    unchecked = "not checked" if compat_summary == "not checked" else "not locked"
     jobs = tuple(JobRow(n, decide(n, snapshot), bucket(n), {b: t.get(n, Tally()) for b, t in per_backend.items()},
                         compat.get(n, unchecked)) for n in sorted(names - {ANY_JOB}))
     routers = reader.part("routers", lambda: presence.live_routers(

@@ -17,7 +17,9 @@ HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",  # the first URL carries the token
+    # same-origin: an action's Origin names this server (no-referrer would make it "null"); the ?token= URL is
+    # never a page, only a redirect, so no Referer carries the token.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 

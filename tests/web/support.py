@@ -54,7 +54,8 @@ def with_password(url: str) -> str:
     return url.replace("postgres@", f"postgres:{PASSWORD}@", 1)
 
 
-def start(pg_url: str, redis_url: str, workdir: Path, **env: str) -> Iterator[Server]:
+def start(pg_url: str, redis_url: str, workdir: Path, refresh: float = 0.5, cwd: Path = ROOT,
+          **env: str) -> Iterator[Server]:
     """Start the panel, wait until it answers, and stop it (SIGTERM, as an operator's Ctrl-C) afterwards."""
     plans = workdir / "playbooks"
     plans.mkdir(exist_ok=True)
@@ -62,7 +63,7 @@ def start(pg_url: str, redis_url: str, workdir: Path, **env: str) -> Iterator[Se
     port, log = free_port(), workdir / "web.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "migrator", "web", "--port", str(port), "--playbooks",
-                                 str(plans), "--refresh", "0.5"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                 str(plans), "--refresh", str(refresh)], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                 env=subprocess_env(DATABASE_URL=with_password(pg_url), REDIS_URL=redis_url,
                                                    MIGRATOR_WEB_TOKEN=TOKEN, **env))
     server = Server(f"http://127.0.0.1:{port}", proc, log, plans)
@@ -77,6 +78,22 @@ def start(pg_url: str, redis_url: str, workdir: Path, **env: str) -> Iterator[Se
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(30)
+
+
+def app_dir(where: Path, version: str = "v1", locked: str = "v1") -> Path:
+    """An app checkout: app/jobs.py at `version` of tests/compat_app, its lock file taken at `locked`, and a
+    migrator.toml naming app.jobs (the panel run from here lists those jobs and their compat status)."""
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "app").mkdir(exist_ok=True)
+    (where / "app" / "__init__.py").write_text("")
+    (where / "migrator.toml").write_text('job_modules = ["app.jobs"]\n')
+    for code in (locked, version):
+        (where / "app" / "jobs.py").write_text((ROOT / "tests" / "compat_app" / f"{code}.py").read_text())
+        if code == locked:
+            done = subprocess.run([sys.executable, "-m", "migrator", "compat", "snapshot"], cwd=where,
+                                  env=subprocess_env(PYTHONDONTWRITEBYTECODE="1"), capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+    return where
 
 
 def _answers(server: Server) -> bool:

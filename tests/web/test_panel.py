@@ -204,3 +204,17 @@ def test_playbook_run_pauses_for_the_operator_aborts_and_respects_the_lock(serve
     missing = act(web, action="playbook-run", playbook="/etc/passwd")
     assert missing.status_code == 400 and "no playbook" in outcome(missing)
     assert json.loads(web.get("/api/status").text)["routing"]["version"] >= 1
+
+
+def test_overview_shows_each_jobs_compat_status(pg_url: str, redis_url: str, tmp_path: Path) -> None:
+    shop = support.app_dir(tmp_path / "shop", version="v2", locked="v1")
+    RoutingTables(pg_url).record_seen(["tests.jobs.add"])
+    for server in support.start(pg_url, redis_url, tmp_path, cwd=shop):
+        with server.client() as web:
+            page = web.get("/").text
+        assert "breaking changes in" in page and "against migrator.lock.json" in page
+        def row(job: str) -> str:
+            return page.split(f'data-job="{job}"')[1].split("</tr>")[0]
+        assert "breaking: renamed-param" in row("app.jobs.charge_card")
+        assert ">ok<" in row("app.jobs.send_email")  # safe changes only
+        assert "not locked" in row("tests.jobs.add")
