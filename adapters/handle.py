@@ -151,6 +151,12 @@ class BackendJob(RQJob):
         return latest.exc_string if latest is not None else None
 
     # -- changing --------------------------------------------------------------------------------------------
+    def save(self, pipeline: Any = None, include_meta: bool = True, include_result: bool = True) -> None:
+        """RQ writes a whole Job hash to Redis; a job on the new backend changes through save_meta(), cancel() and
+        delete() only: refused rather than half done."""
+        raise InvalidJobOperation("a job on the postgres backend is saved by enqueue; change its meta with "
+                                  "save_meta(), or cancel()/delete() it")
+
     def save_meta(self) -> None:
         """Store this handle's meta on the backend (RQ's save_meta: the whole dict replaces the stored one)."""
         self._backend.save_meta(self.id, self.meta)

@@ -3,6 +3,7 @@ backend) where it went to Postgres. `Job.fetch(id)` looks in both backends; `get
 run by an RQ worker and by `migrator worker` alike."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +30,18 @@ class Job(BackendJob):
         if found is None:
             raise NoSuchJobError(f"No such job: {id}")
         return found
+
+    @classmethod
+    def fetch_many(cls, job_ids: Iterable[str], connection: Any = None, serializer: Any = None,  # type: ignore[override]
+                   router: routing_router.Router | None = None) -> list[rq.job.Job | None]:
+        """Each job from whichever backend holds it, None for an id neither has (as RQ's fetch_many)."""
+        chosen = router or default_router(connection, serializer)
+        return [find(chosen, job_id) for job_id in job_ids]
+
+    @classmethod
+    def exists(cls, job_id: str, connection: Any = None,  # type: ignore[override]
+               router: routing_router.Router | None = None) -> bool:
+        return find(router or default_router(connection), job_id) is not None
 
 
 def find(router: routing_router.Router, job_id: str) -> rq.job.Job | None:

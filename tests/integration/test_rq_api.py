@@ -191,3 +191,10 @@ def test_unique_sees_a_job_on_the_other_backend(queue, side, router):
     with pytest.raises(DuplicateJobError):
         queue.enqueue(jobs.add, 1, 2, job_id="taken", unique=True)
     assert queue.fetch_job("taken").backend is other
+
+
+def test_exists_and_fetch_many_look_in_both_backends(queue, side, router):
+    job = queue.enqueue(jobs.add, 1, 2)
+    assert Job.exists(job.id, router=router) and not Job.exists("nope", router=router)
+    found = Job.fetch_many([job.id, "nope"], router=router)
+    assert [j.id if j else None for j in found] == [job.id, None] and found[0].backend is side
