@@ -3,6 +3,7 @@ or the system's), a fresh database cloned from a migrated template per test, and
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from adapters.pg_backend import schema
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
 from migrator.localservers import LocalPostgres, LocalRedis
+from tests import leaks
 from tests.support import LEDGER_TABLE, TEMPLATE, clone_database, drop_database
 
 
@@ -44,12 +46,33 @@ def redis_server(servers_dir: Path) -> Iterator[LocalRedis]:
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail a test that leaves threads or child processes running (STYLE habit 9). Autouse, so it is set up
+    before the test's other function fixtures and checks after all of them are torn down; the session's
+    servers (Redis is a child process) start before it, so they never count."""
+    threads, children = threading.enumerate(), {c.pid for c in leaks.child_processes()}
+    yield
+    processes = leaks.settle(lambda: leaks.new_children(children))
+    leaks.kill_trees([p.pid for p in processes])
+    running = leaks.settle(lambda: leaks.new_threads(threads))  # after the kill: a reader of a pipe may end now
+    problems = ([leaks.report("child processes", processes)] if processes else []) + (
+        [leaks.report("threads", running)] if running else [])
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
 @pytest.fixture
 def pg_url(pg_server: LocalPostgres) -> Iterator[str]:
-    """A fresh, migrated database for this test."""
+    """A fresh, migrated database for this test. Advisory locks still held in it when the test's fixtures are
+    torn down fail the test: checked here, before the drop WITH (FORCE) would end them silently."""
     name = clone_database(pg_server)
     try:
         yield pg_server.url_for(name)
+        held = leaks.settle(lambda: leaks.advisory_locks(pg_server.url, name))
+        if held:
+            leaks.end_sessions(pg_server.url, {lock.pid for lock in held})
+            pytest.fail(leaks.report("advisory locks", held), pytrace=False)
     finally:
         drop_database(pg_server, name)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import psycopg
+from rq import SimpleWorker
 
 from migrator.localservers import LocalPostgres
 
@@ -42,6 +43,18 @@ def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 30) ->
         proc.terminate()
     for proc in procs:
         proc.wait(timeout)
+
+
+class QuietSimpleWorker(SimpleWorker):
+    """RQ's SimpleWorker, in-process, without the pubsub thread that listens for `rq` commands (shutdown,
+    kill-horse), which the tests never send. RQ's own thread waits up to 60 s in redis-py's get_message
+    (sleep_time=60) while unsubscribe joins it for 1 s only, so it outlives the test: the leak check fails it."""
+
+    def subscribe(self) -> None:
+        pass
+
+    def unsubscribe(self) -> None:
+        pass
 
 
 def ledger_sides(url: str) -> dict[str, list[str]]:

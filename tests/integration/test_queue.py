@@ -125,17 +125,21 @@ def test_job_decorator_delay(router, store, redis_url, pg_url):
 
 
 def test_unreachable_backend_is_an_error_or_falls_back_when_asked(redis_url, pg_url):
-    dead_rq = RQBackend("redis://:pw@127.0.0.1:1/0")
-    flags = CachedFlags(FlagStore(RoutingTables(pg_url)), 0.1).start()
-    strict = Router(dead_rq, PostgresBackend(pg_url), flags)
-    with pytest.raises(BackendUnavailable, match=r"rq is unreachable at redis://:\*\*\*@127.0.0.1:1/0"):
-        Queue(router=strict).enqueue(jobs.add, 1, 2)
-    lenient = Router(dead_rq, PostgresBackend(pg_url), flags, fallback=True)
-    handle = Queue(router=lenient).enqueue(jobs.add, 1, 2)
-    assert handle.backend is BackendName.POSTGRES
-    [pending] = list(PostgresBackend(pg_url).iter_pending())
-    assert pending.spec.meta["migrator_fallback"]["from"] == "rq"
-    flags.close()
+    def router(fallback: bool) -> Router:
+        flags = CachedFlags(FlagStore(RoutingTables(pg_url)), 0.1).start()
+        return Router(RQBackend("redis://:pw@127.0.0.1:1/0"), PostgresBackend(pg_url), flags, fallback=fallback)
+
+    strict, lenient = router(fallback=False), router(fallback=True)
+    try:
+        with pytest.raises(BackendUnavailable, match=r"rq is unreachable at redis://:\*\*\*@127.0.0.1:1/0"):
+            Queue(router=strict).enqueue(jobs.add, 1, 2)
+        handle = Queue(router=lenient).enqueue(jobs.add, 1, 2)
+        assert handle.backend is BackendName.POSTGRES
+        [pending] = list(lenient.backends[BackendName.POSTGRES].iter_pending())
+        assert pending.spec.meta["migrator_fallback"]["from"] == "rq"
+    finally:  # each router's breaker probes the dead Redis until closed
+        strict.close()
+        lenient.close()
 
 
 def test_routing_changes_under_concurrent_load_run_every_job_once_where_routed(

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from rq import Retry, SimpleWorker
+from rq import Retry
 from rq.job import Job
 
 from adapters.base import JobSpec, JobState, RetryPolicy
@@ -20,7 +20,7 @@ from adapters.pg_backend.worker import Worker, WorkerOptions
 from adapters.rq_backend import transfer as rq_side
 from migrator.transfer import run as transfer
 from migrator.transfer.values import Direction
-from tests.support import ledger_counts, run_cli, spawn_cli, spawn_rq_worker, wait_for
+from tests.support import QuietSimpleWorker, ledger_counts, run_cli, spawn_cli, spawn_rq_worker, wait_for
 
 TO_PG, TO_RQ = Direction.TO_POSTGRES, Direction.TO_RQ
 OPTIONS = dict(args=(1, "a"), kwargs={"k": [2, 3]}, timeout=77, result_ttl=11, ttl=3600, failure_ttl=99,
@@ -96,7 +96,7 @@ def test_postgres_to_rq_moves_queued_and_scheduled_keeping_id_options_and_time(l
     assert_options_kept(rq_jobs["sched-1"].spec)
     assert rq_jobs["sched-1"].spec.run_at == when
     assert in_transit(legacy, backend) == (0, 0, 0)
-    SimpleWorker([legacy.queue("default")], connection=legacy.connection).work(burst=True)
+    QuietSimpleWorker([legacy.queue("default")], connection=legacy.connection).work(burst=True)
     assert Job.fetch("queued-1", connection=legacy.connection).return_value() == {"args": [1, "a"],
                                                                                    "kwargs": {"k": [2, 3]}}
 
@@ -223,7 +223,7 @@ def test_postgres_to_rq_killed_after_each_step_completes_exactly_once(monkeypatc
         die_after(m, module, step)
         with pytest.raises(Killed):
             transfer.transfer_pending(legacy, backend, TO_RQ)
-    worker = SimpleWorker([legacy.queue("default")], connection=legacy.connection)
+    worker = QuietSimpleWorker([legacy.queue("default")], connection=legacy.connection)
     worker.work(burst=True)
     transfer.transfer_pending(legacy, backend, TO_RQ)
     worker.work(burst=True)
