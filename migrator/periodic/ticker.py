@@ -47,16 +47,16 @@ class Ticker(threading.Thread):
     def __init__(self, store: PeriodicStore, router: Router, interval: float = 1.0) -> None:
         super().__init__(name="migrator-periodic", daemon=True)
         self.store, self.router, self.interval = store, router, interval
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 self.store.tick(lambda entry, at: fire(self.router, entry, at), schedule.next_tick)
             except Exception as exc:  # a lost database: the worker goes on, ticks wait for the next turn
                 log.warning("periodic ticker: %s", exc)
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(10)
