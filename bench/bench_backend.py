@@ -1,6 +1,6 @@
 """The new Postgres backend against RQ 2.x, measured in one run on the same machine, with the issue's aims.
 
-    PYTHONPATH=. /work/venv/bin/python bench/bench_backend.py [--json]
+    .venv/bin/python bench/bench_backend.py [--json]
 
 Starts its own durable PostgreSQL (stock settings, fsync on) and Redis (no persistence, as RQ is usually run)
 from migrator.localservers, measures, prints a table and stops the servers. See bench/README.md.

@@ -1,7 +1,7 @@
 """drain-check speed against the issue's aims: the whole-backend verdict on 1,000,000 queued RQ jobs (<= 2 s, from
 sizes) and the per-job breakdown of 100,000 pending jobs of mixed job names (<= 10 s), on RQ and on Postgres.
 
-    PYTHONPATH=. /work/venv/bin/python bench/bench_drain.py
+    .venv/bin/python bench/bench_drain.py
 
 Starts its own Redis and PostgreSQL from migrator.localservers. Environment (defaults in brackets):
   BENCH_REPS [5]            timed runs of each check; the median is printed, with min-max

@@ -1,6 +1,6 @@
 """migrator.Queue.enqueue (routed by the flags) against raw rq.Queue.enqueue, interleaved in one run, with issue 3's aims.
 
-    PYTHONPATH=. /work/venv/bin/python bench/bench_router.py [--json] [--profile]
+    .venv/bin/python bench/bench_router.py [--json] [--profile]
 
 Starts its own durable PostgreSQL (stock settings, fsync on) and Redis (no persistence) from
 migrator.localservers, measures, prints a table and stops the servers. See bench/README.md.

@@ -1,6 +1,6 @@
 """`migrator transfer` throughput, RQ -> Postgres: 20,000 queued jobs moved, median of several runs.
 
-    PYTHONPATH=. /work/venv/bin/python bench/bench_transfer.py [--json]
+    .venv/bin/python bench/bench_transfer.py [--json]
 
 Starts its own durable PostgreSQL (fsync on) and Redis from migrator.localservers, fills RQ through rq's own
 enqueue_many, times transfer_pending (claim, insert, clean up: the whole exactly-once protocol), and checks
