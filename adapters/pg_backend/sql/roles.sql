@@ -52,4 +52,5 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
     migrator_jobs, migrator_workers, migrator_flags, migrator_routing_history, migrator_seen_jobs, migrator_routers,
     migrator_transfers, migrator_playbook_runs, migrator_playbook_steps, migrator_periodic, migrator_schema_version
     TO migrator_operator;
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO migrator_operator;
+GRANT USAGE, SELECT ON SEQUENCE migrator_workers_id_seq, migrator_routing_history_id_seq, migrator_playbook_runs_id_seq
+    TO migrator_operator;
