@@ -36,12 +36,17 @@ CHARTS = ROOT / "docs" / "performance"
 STEPS = ("backend", "concurrency", "router", "drain", "transfer", "compat", "peers")
 
 
+LOADS: dict[str, str] = {}  # bench script -> the 1-minute load average before and after it ran
+
+
 def run_script(args: list[str], env: dict[str, str], python: str = sys.executable) -> tuple[int, str]:
     """Run one bench script; its progress goes to our stderr, its stdout is returned."""
     say(f"== {' '.join(args)}")
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
     done = subprocess.run([python, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    say(f"== exit {done.returncode} after {time.perf_counter() - t0:.0f}s")
+    took = time.perf_counter() - t0
+    LOADS[Path(args[0]).name] = f"{load0:.1f} -> {os.getloadavg()[0]:.1f} ({took:.0f} s)"
+    say(f"== exit {done.returncode} after {took:.0f}s")
     return done.returncode, done.stdout
 
 
@@ -138,7 +143,7 @@ def main() -> int:
         started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         results = measure(args)
         data = {"started": started, "minutes": round((time.perf_counter() - t0) / 60, 1), "reps": args.reps,
-                "verdict_n": args.verdict_n, "machine": machine(), "results": results}
+                "verdict_n": args.verdict_n, "machine": machine(), "loads": LOADS, "results": results}
         (CHARTS / "results.json").write_text(json.dumps(data, indent=1, default=str))
     Path(args.out).write_text(report_page.render(data, CHARTS))
     say(f"wrote {args.out} and charts in {CHARTS}")

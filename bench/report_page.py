@@ -99,7 +99,10 @@ def machine_section(data: dict[str, Any], r: dict[str, Any]) -> list[str]:
     info = {**data.get("machine", {}), **r.get("backend", {}).get("info", {})}
     peers = r.get("peers", {}).get("info", {})
     info.update({k: v for k, v in peers.items() if k in ("pgqueuer", "procrastinate", "asyncpg")})
-    return ["## Machine and versions", "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in info.items()], ""]
+    loads = [f"| {k} | {v} |" for k, v in data.get("loads", {}).items()]
+    return ["## Machine and versions", "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in info.items()], "",
+            *(["How busy the machine was (1-minute load average on 2 cores, before -> after each bench):", "",
+               "| bench | load | ", "|---|---|", *loads, ""] if loads else [])]
 
 
 def aims_section(r: dict[str, Any]) -> list[str]:
