@@ -3,6 +3,7 @@ the token and CSRF refusals, the gates' refusals with the CLI's messages, escapi
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from adapters.pg_backend.backend import PostgresBackend
 from adapters.pg_backend.playbook_state import PgPlaybookState
 from adapters.pg_backend.routing_tables import RoutingTables
 from adapters.rq_backend import RQBackend
+from migrator.localservers import free_port
 from migrator.routing.flag_store import FlagStore
 from tests.compat_types import Money
 from tests.support import run_cli, wait_for
@@ -218,3 +220,25 @@ def test_overview_shows_each_jobs_compat_status(pg_url: str, redis_url: str, tmp
         assert "breaking: renamed-param" in row("app.jobs.charge_card")
         assert ">ok<" in row("app.jobs.send_email")  # safe changes only
         assert "not locked" in row("tests.jobs.add")
+
+
+def test_a_generated_token_is_printed_once_and_works(pg_url: str, redis_url: str, tmp_path: Path) -> None:
+    for server in support.start(pg_url, redis_url, tmp_path, MIGRATOR_WEB_TOKEN=""):
+        link = wait_for(lambda: re.search(r"open (http://127\.0\.0\.1:\d+/\?token=(\S+))", server.log.read_text()),
+                        what="the link with the token")
+        assert server.log.read_text().count(link.group(2)) == 1 and support.PASSWORD not in server.log.read_text()
+        with server.client(token=link.group(2)) as web:
+            assert web.get("/").status_code == 200
+        with server.client() as web:  # MIGRATOR_WEB_TOKEN was empty: the test's token is not the panel's
+            assert web.get("/").status_code == 401
+
+
+def test_the_overview_says_what_it_cannot_read(redis_url: str, tmp_path: Path) -> None:
+    gone = f"postgresql://postgres@127.0.0.1:{free_port()}/gone"  # nothing listens there
+    for server in support.start(gone, redis_url, tmp_path):
+        with server.client() as web:
+            page = web.get("/")
+            assert page.status_code == 200 and 'class="alert">routing: ' in page.text
+            assert "unreachable" in page.text and support.PASSWORD not in page.text
+            refused = act(web, action="rollback")
+            assert refused.status_code == 503 and "unreachable" in outcome(refused)
