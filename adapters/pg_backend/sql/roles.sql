@@ -50,7 +50,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON migrator_routers TO migrator_worker;
 GRANT USAGE ON SCHEMA public TO migrator_operator;
 GRANT SELECT, INSERT, UPDATE, DELETE ON
     migrator_jobs, migrator_workers, migrator_flags, migrator_routing_history, migrator_seen_jobs, migrator_routers,
-    migrator_transfers, migrator_playbook_runs, migrator_playbook_steps, migrator_periodic, migrator_schema_version
+    migrator_transfers, migrator_playbook_runs, migrator_playbook_steps, migrator_periodic
     TO migrator_operator;
+GRANT SELECT ON migrator_schema_version TO migrator_operator;
 GRANT USAGE, SELECT ON SEQUENCE migrator_workers_id_seq, migrator_routing_history_id_seq, migrator_playbook_runs_id_seq
     TO migrator_operator;
