@@ -42,8 +42,8 @@ class Panel:
     token: str
     playbook_dir: Path
     runs: playbooks.Runs
+    overview: panel.SharedOverview
     refresh_seconds: float = 2.0
-    window_minutes: int = 15
 
     def page(self, name: str, status: int = 200, **values: Any) -> HTMLResponse:
         html = ENV.get_template(name).render(csrf=security.csrf_token(self.token), refresh=self.refresh_seconds,
@@ -69,9 +69,9 @@ async def _guarded(panel_: Panel, title: str, call: Callable[[], Response]) -> R
 def _overview(template: str) -> Callable[[Request], Any]:
     async def handle(request: Request) -> Response:
         p: Panel = request.app.state.panel
-        return await _guarded(p, "overview", lambda: p.page(
-            template, view=panel.read_overview(p.settings, p.window_minutes),
-            plans=playbooks.available(p.playbook_dir)))
+        plans = playbooks.available(p.playbook_dir)
+        return await _guarded(p, "overview", lambda: p.page(template, view=p.overview.get(), plans=plans,
+                                                            plan_files={Path(f).stem: f for f in plans}))
     return handle
 
 
@@ -128,6 +128,7 @@ async def act(request: Request) -> Response:
                                                     what=values["ids"] or values["job"], playbook=values["playbook"])
     response = await _guarded(p, title, lambda: p.page("result.html", title=title, ok=True,
                                                        message=_perform(p, values, by, force)))
+    p.overview.forget()  # the next overview shows what the action changed (or what refused it)
     if by.strip():
         response.set_cookie("migrator_user", by.strip()[:actions.MAX_NAME], httponly=True, samesite="strict")
     return response
@@ -191,5 +192,6 @@ def create_app(settings: Settings, token: str, playbook_dir: Path = Path("playbo
         Route("/api/status", api_status),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ], middleware=[Middleware(security.TokenAuth, token=token)], lifespan=lifespan)
-    app.state.panel = Panel(settings, token, playbook_dir, runs, refresh_seconds)
+    shared = panel.SharedOverview(settings, window_minutes=15, max_age=refresh_seconds / 2)
+    app.state.panel = Panel(settings, token, playbook_dir, runs, shared, refresh_seconds)
     return app

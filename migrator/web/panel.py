@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -198,6 +200,28 @@ def read_overview(settings: Settings, window_minutes: int = 15) -> Overview:
     playbooks = reader.part("playbooks", lambda: read_playbooks(settings)) or []
     return Overview(now, snapshot, history.rollout_rule(snapshot), jobs, tuple(read.health), tuple(read.workers),
                     tuple(routers), tuple(playbooks), compat_summary, window_minutes, read.places, reader.errors)
+
+
+class SharedOverview:
+    """At most one read of the backends per `max_age` seconds, however many pages poll: the overview counts RQ's
+    jobs per name, which reads every pending job's hash. An action forgets the last read, so its effect shows."""
+
+    def __init__(self, settings: Settings, window_minutes: int, max_age: float) -> None:
+        self.settings, self.window_minutes, self.max_age = settings, window_minutes, max_age
+        self._lock = threading.Lock()
+        self._last: tuple[float, Overview] | None = None
+
+    def get(self) -> Overview:
+        with self._lock:  # a second page waits for the read in flight instead of making its own
+            if self._last is not None and time.monotonic() - self._last[0] < self.max_age:
+                return self._last[1]
+            view = read_overview(self.settings, self.window_minutes)
+            self._last = (time.monotonic(), view)
+            return view
+
+    def forget(self) -> None:
+        with self._lock:
+            self._last = None
 
 
 def read_playbooks(settings: Settings) -> list[PlaybookRow]:

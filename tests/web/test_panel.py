@@ -2,6 +2,7 @@
 the token and CSRF refusals, the gates' refusals with the CLI's messages, escaping of what payloads carry."""
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -191,6 +192,8 @@ def test_playbook_run_pauses_for_the_operator_aborts_and_respects_the_lock(serve
     wait_for(lambda: "paused before step 2" in web.get("/").text, what="the run to pause at the confirm step")
     assert routes(web)["tests.jobs.add"] == ("postgres", "flipped")
     assert FlagStore(RoutingTables(pg_url)).history(1)[0].actor.startswith("playbook:web-test#")
+    link = re.search(r'href="/confirm\?(action=playbook-abort[^"]*)"', web.get("/").text)
+    assert link is not None and dict(httpx.QueryParams(html.unescape(link.group(1))))["playbook"] == plan
     aborted = act(web, action="playbook-abort", playbook=plan)
     assert aborted.status_code == 200 and "aborted" in outcome(aborted)
     again = act(web, action="playbook-abort", playbook=plan)
