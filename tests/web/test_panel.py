@@ -144,6 +144,7 @@ def test_overview_escapes_payloads_and_masks_urls(web: httpx.Client, pg_url: str
         rq_side.close()
     page = web.get("/")
     assert page.status_code == 200
+    assert '<noscript><meta http-equiv="refresh"' in page.text  # readable, and refreshing, without script
     assert "<script>alert" not in page.text and "&lt;script&gt;alert(&#39;job&#39;)&lt;/script&gt;" in page.text
     assert support.PASSWORD not in page.text and "postgres:***@" in page.text
     for text in (page.text, web.get("/fragment/overview").text):
