@@ -10,6 +10,7 @@ import click
 from migrator.cli.options import AppContext, pass_app
 from migrator.errors import BadInput
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 TOKEN_ENV = "MIGRATOR_WEB_TOKEN"  # noqa: S105 - the name of the variable, not a secret
 
 
@@ -38,6 +39,9 @@ def web(app: AppContext, host: str, port: int, playbook_dir: str, refresh: float
     click.echo(f"migrator web: open http://{host}:{port}/{shown}" + (
         f"  (token from {TOKEN_ENV})" if not shown else "  (this token is printed once; set "
                                                          f"{TOKEN_ENV} to choose it)"), err=True)
+    if host not in LOOPBACK:
+        click.echo(f"warning: listening on {host}: anyone who reaches it and has the token can change routing; "
+                   "put it behind TLS", err=True)
     asgi = web_app.create_app(settings, token, Path(playbook_dir), refresh)
     uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False)
 
