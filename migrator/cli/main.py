@@ -12,6 +12,7 @@ from adapters.urls import mask_urls_in
 from migrator.cli import backend_cmds, demo, drain, jobs, routing
 from migrator.cli import compat as compat_cli
 from migrator.cli import metrics as metrics_cli
+from migrator.cli import periodic as periodic_cli
 from migrator.cli import playbook as playbook_cli
 from migrator.cli import transfer as transfer_cli
 from migrator.cli import web as web_cli
@@ -64,6 +65,7 @@ compat_cli.register(cli)
 playbook_cli.register(cli)
 web_cli.register(cli)
 metrics_cli.register(cli)
+periodic_cli.register(cli)
 cli.add_command(demo.demo)
 
 

@@ -3,6 +3,7 @@ them SIGKILLed and restarted in between), a catch-up after downtime enqueues onc
 rq-scheduler's cron and interval entries move into the schedule exactly once."""
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -122,3 +123,12 @@ def test_rq_scheduler_entries_move_once(store, pg_url, redis_url):
         "*/5 * * * *", "reports", 3)
     assert (moved["interval-entry"].every, moved["interval-entry"].args) == (60, (1, 2))
     assert {e.source for e in moved.values()} == {"rq-scheduler"}
+
+
+def test_periodic_list(store, pg_url):
+    store.save(schedule.validate(PeriodicEntry("often", "tests.jobs.noop", every=30, source="code")))
+    shown = run_cli("periodic", "list", "--json", DATABASE_URL=pg_url)
+    assert shown.returncode == 0, shown.stderr
+    [entry] = json.loads(shown.stdout)
+    assert (entry["name"], entry["job"], entry["every"], entry["source"]) == ("often", "tests.jobs.noop", 30, "code")
+    assert "every 30s" in run_cli("periodic", "list", DATABASE_URL=pg_url).stdout
