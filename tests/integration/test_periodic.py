@@ -11,7 +11,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from redis import Redis
-from rq_scheduler import Scheduler
 
 from adapters.base import BackendName, PeriodicEntry
 from adapters.pg_backend.periodic import PgPeriodicStore
@@ -99,8 +98,9 @@ def test_next_tick_skips_missed_ticks():
 
 
 def test_rq_scheduler_entries_move_once(store, pg_url, redis_url):
+    rq_scheduler = pytest.importorskip("rq_scheduler")  # a test extra: apps that use it have it
     conn = Redis.from_url(redis_url)
-    scheduler = Scheduler(queue_name="default", connection=conn)
+    scheduler = rq_scheduler.Scheduler(queue_name="default", connection=conn)
     cron = scheduler.cron("*/5 * * * *", func=jobs.note_tick, repeat=3, queue_name="reports", id="cron-entry")
     every = scheduler.schedule(datetime.now(timezone.utc) + timedelta(minutes=1), jobs.add, args=(1, 2),
                                interval=60, id="interval-entry")
