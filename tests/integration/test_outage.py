@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -33,23 +34,26 @@ JOB = "tests.jobs.add"
 
 
 @pytest.fixture
-def own_pg(tmp_path: Path) -> Iterator[LocalPostgres]:
-    """A Postgres of this test's own, to stop and start again."""
-    server = LocalPostgres(tmp_path / "pg", durable=True).start()  # a crash must not forget commits
-    try:
-        schema.migrate(server.url)
-        yield server
-    finally:
-        server.stop("immediate")
+def own_pg() -> Iterator[LocalPostgres]:
+    """A Postgres of this test's own, to stop and start again (in a folder of its own: pytest's tmp_path is not
+    always reachable by the unprivileged user Postgres runs as)."""
+    with tempfile.TemporaryDirectory(prefix="migrator-outage-") as d:
+        server = LocalPostgres(Path(d) / "pg", durable=True).start()  # a crash must not forget commits
+        try:
+            schema.migrate(server.url)
+            yield server
+        finally:
+            server.stop("immediate")
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[LocalRedis]:
-    server = LocalRedis(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def own_redis() -> Iterator[LocalRedis]:
+    with tempfile.TemporaryDirectory(prefix="migrator-outage-") as d:
+        server = LocalRedis(Path(d) / "redis").start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def flipped_router(legacy: RQBackend, pg_url: str, fallback: bool, new_url: str | None = None) -> Router:
