@@ -83,8 +83,8 @@ class Peer:
         return p
 
 
-def measure(peer: Peer, tmp: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def measure(peer: Peer, tmp: Path, out: dict[str, Any]) -> None:
+    """Fills `out` as it goes, so that a failure late keeps what was measured before it."""
     for key, n in (("enqueue_single", N_SINGLE), ("enqueue_bulk", N_BULK)):
         secs = []
         for _ in range(REPS):
@@ -119,7 +119,6 @@ def measure(peer: Peer, tmp: Path) -> dict[str, Any]:
         peer.procs.stop(idle)
     out["pickup"] = {**stats(samples), "n": len(samples), "p95": statistics.quantiles(samples, n=20)[-1],
                      "samples": [round(x, 3) for x in samples]}
-    return out
 
 
 def installed(python: str) -> list[str]:
@@ -154,9 +153,16 @@ def main() -> int:
         for system in systems:
             say(system)
             peer = Peer(system, args.python, pg.url, procs)
-            peer.side("install", 0)
-            res[system] = measure(peer, tmp)
-            peer.db.close()
+            res[system] = {}
+            try:
+                peer.side("install", 0)
+                measure(peer, tmp, res[system])
+            except (RuntimeError, TimeoutError, psycopg.Error) as exc:
+                say(f"{system}: {exc}")
+                res[system]["error"] = str(exc).splitlines()[0]
+            finally:
+                procs.stop_all()
+                peer.db.close()
     finally:
         procs.stop_all()
         pg.stop()
@@ -167,6 +173,9 @@ def main() -> int:
     else:
         for system, r in res.items():
             for key, s in r.items():
+                if key == "error":
+                    print(f"{system:<14} error: {s}")
+                    continue
                 print(f"{system:<14} {key:<16} {s['median']:>10,.1f} [{s['min']:,.1f} - {s['max']:,.1f}]")
     return 0
 

@@ -133,6 +133,8 @@ def main() -> int:
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(STEPS)}")
     ap.add_argument("--peers-python", help="an interpreter with pgqueuer/procrastinate installed")
     ap.add_argument("--from", dest="source", help="re-render from a results.json instead of measuring")
+    ap.add_argument("--merge", action="store_true",
+                    help="measure only --only, keep the other results of docs/performance/results.json")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     CHARTS.mkdir(parents=True, exist_ok=True)
@@ -144,6 +146,12 @@ def main() -> int:
         results = measure(args)
         data = {"started": started, "minutes": round((time.perf_counter() - t0) / 60, 1), "reps": args.reps,
                 "verdict_n": args.verdict_n, "machine": machine(), "loads": LOADS, "results": results}
+        if args.merge and (CHARTS / "results.json").exists():
+            old = json.loads((CHARTS / "results.json").read_text())
+            old["results"].update(results)
+            old.setdefault("loads", {}).update(LOADS)
+            old["merged"] = [*old.get("merged", []), f"{', '.join(results)} measured again {started}"]
+            data = old
         (CHARTS / "results.json").write_text(json.dumps(data, indent=1, default=str))
     Path(args.out).write_text(report_page.render(data, CHARTS))
     say(f"wrote {args.out} and charts in {CHARTS}")

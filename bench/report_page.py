@@ -71,6 +71,7 @@ def legend(fig: Any, ax: Any) -> None:
 # -- the page -----------------------------------------------------------------------------------------------------
 def render(data: dict[str, Any], charts: Path) -> str:
     r = data["results"]
+    merged = [f"- {m}" for m in data.get("merged", [])]
     out = [
         "# Performance: the new backend against RQ and its Postgres peers",
         "",
@@ -82,6 +83,7 @@ def render(data: dict[str, Any], charts: Path) -> str:
         "client and, while this ran, other engineers' work. Spreads of +-20% between runs are normal; compare",
         "figures *within* one run (the ratios), not across runs.",
         "",
+        *(["Measured again later and merged in (`--merge`):", "", *merged, ""] if merged else []),
     ]
     out += machine_section(data, r)
     out += aims_section(r)
@@ -274,7 +276,9 @@ def tools_section(r: dict[str, Any], data: dict[str, Any]) -> list[str]:
 def peers_note(r: dict[str, Any]) -> list[str]:
     p = r.get("peers", {})
     if p.get("results"):
-        return ["pgqueuer and procrastinate were measured by `bench/bench_peers.py` on the same servers kind (their",
-                "own durable Postgres), in the same report run.", ""]
+        errors = [f"- {name}: stopped early: {v['error']}" for name, v in p["results"].items() if v.get("error")]
+        return ["pgqueuer and procrastinate were measured by `bench/bench_peers.py` (their own durable Postgres,",
+                f"started the same way), in the same report run; {p.get('info', {}).get('peers python', '')}.", "",
+                *errors, ""]
     return [f"pgqueuer and procrastinate: not measured in this run ({p.get('error', 'skipped')}); install them in an",
             "interpreter and pass it with `--peers-python` (see bench/bench_peers.py).", ""]

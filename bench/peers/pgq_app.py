@@ -20,8 +20,10 @@ async def main():
 
     @pgq.entrypoint("stamp")
     async def stamp(job: Job) -> None:
-        with open(job.payload.decode(), "w") as f:
-            f.write(repr(time.time()))
+        now, path = time.time(), job.payload.decode()
+        with open(f"{path}.tmp", "w") as f:  # renamed into place: the reader never sees a half-written number
+            f.write(repr(now))
+        os.replace(f"{path}.tmp", path)
 
     try:
         yield pgq

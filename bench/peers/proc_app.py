@@ -15,5 +15,7 @@ def noop():
 
 @app.task(name="stamp")
 def stamp(path):
-    with open(path, "w") as f:
-        f.write(repr(time.time()))
+    now = time.time()
+    with open(f"{path}.tmp", "w") as f:  # renamed into place: the reader never sees a half-written number
+        f.write(repr(now))
+    os.replace(f"{path}.tmp", path)
