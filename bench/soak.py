@@ -85,7 +85,8 @@ class Soak:
         flags = wiring.flag_store(settings)
         router = wiring.router_from_env(routing.Router, settings=settings)
         queue = Queue("default", router=router)
-        chaos = Chaos(servers, fleet, flags, queue, ledger_url, env, root, seed=self.args.seed, echo=self.echo,
+        gap = (1.5, 3.0) if self.args.seconds < 300 else (2.0, 6.0)
+        chaos = Chaos(servers, fleet, flags, queue, ledger_url, env, root, seed=self.args.seed, echo=self.echo, gap=gap,
                       burst_size=self.args.burst, burst_ahead=(10.0, min(40.0, max(15.0, self.args.seconds / 3))))
         wall_start = time.time() - chaos.now()
         loads: list[soak_load.Load] = []

