@@ -18,8 +18,13 @@ from adapters.urls import mask_url as masked
 KEEPALIVE_SETTINGS = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"}
 
 
-def unavailable(url: str, exc: BaseException) -> BackendUnavailable:
+def unavailable(url: str, exc: BaseException) -> BackendError:
+    """An OperationalError as what it means: a server that cannot be reached, or (SQLSTATE class 40) a
+    transaction the server rolled back (a deadlock, a serialization failure), which running again settles."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, psycopg.errors.TransactionRollback):
+        return BackendError(f"postgres at {masked(url)} rolled a transaction back ({detail[:200]}); nothing of it "
+                            "was kept: run the command again")
     return BackendUnavailable("postgres", masked(url), detail[:200])
 
 

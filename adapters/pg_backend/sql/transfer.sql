@@ -27,11 +27,16 @@ WHERE EXISTS (SELECT 1 FROM {jobs} c WHERE c.state = 'deferred' AND c.depends_on
 
 -- take_jobs: move not-started jobs out of the job table into the transfer table, in one statement: from
 -- here on no worker can claim them. Jobs that started, have run before, wait on parents or are waited on
--- are left alone.
-WITH taken AS (
-    DELETE FROM {jobs} j
+-- are left alone. The rows are locked first with SKIP LOCKED: a row a worker is claiming at this instant is
+-- left to that worker (it runs here, counted as missed), and the DELETE never waits on a worker's lock while
+-- holding others, which could deadlock with a worker locking the same rows in another order.
+WITH chosen AS (
+    SELECT j.id FROM {jobs} j
     WHERE j.id = ANY(%(ids)s::text[]) AND j.state = 'queued' AND j.attempts = 0 AND j.depends_on = '{{}}'
       AND NOT EXISTS (SELECT 1 FROM {jobs} c WHERE c.state = 'deferred' AND c.depends_on @> ARRAY[j.id])
+    FOR UPDATE OF j SKIP LOCKED
+), taken AS (
+    DELETE FROM {jobs} j USING chosen WHERE j.id = chosen.id
     RETURNING j.*
 )
 INSERT INTO {schema}.migrator_transfers (direction, job_id, payload)
