@@ -7,6 +7,7 @@ import os
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -197,14 +198,16 @@ def test_never_known_routes_everything_legacy(caplog: pytest.LogCaptureFixture) 
 
 
 @pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[LocalPostgres]:
-    """A Postgres of this test alone, so that the test can really stop it."""
-    server = LocalPostgres(tmp_path / "pg", durable=False).start()
-    try:
-        schema.migrate(server.url)
-        yield server
-    finally:
-        server.stop("immediate")
+def own_server() -> Iterator[LocalPostgres]:
+    """A Postgres of this test alone, so that the test can really stop it (in a folder of its own: pytest keeps
+    its tmp_path root at mode 700, out of reach of the unprivileged user Postgres runs as)."""
+    with tempfile.TemporaryDirectory(prefix="migrator-flags-") as d:
+        server = LocalPostgres(Path(d) / "pg", durable=False).start()
+        try:
+            schema.migrate(server.url)
+            yield server
+        finally:
+            server.stop("immediate")
 
 
 def test_store_stopped_keeps_last_known_routing(own_server: LocalPostgres, caplog: pytest.LogCaptureFixture) -> None:
