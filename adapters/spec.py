@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import rq
 from rq.job import validate_job_id
 
 from adapters.base import InvalidJobId, InvalidOption, JobRefused, JobSpec, RetryPolicy
@@ -14,7 +15,15 @@ from adapters.base import InvalidJobId, InvalidOption, JobRefused, JobSpec, Retr
 OPTIONS = frozenset({"job_id", "job_timeout", "timeout", "result_ttl", "ttl", "failure_ttl", "retry", "meta",
                      "at_front", "depends_on", "description", "on_success", "on_failure", "on_stopped", "priority",
                      "unique"})
-UNSUPPORTED = frozenset({"repeat", "webhooks", "pipeline", "job_class", "serializer"})
+UNSUPPORTED = frozenset({"repeat", "webhooks", "pipeline", "job_class", "serializer", "rate_limit", "group_id"})
+# What rq.Queue.enqueue() (and enqueue_at/enqueue_in) takes out of **kwargs as options, exactly: every other keyword
+# is the job's own, `timeout` and `priority` included (RQ passes those to the function). RQ 3 adds rate_limit.
+ENQUEUE_OPTIONS = frozenset({"job_timeout", "description", "result_ttl", "ttl", "failure_ttl", "depends_on", "job_id",
+                             "at_front", "meta", "retry", "repeat", "on_success", "on_failure", "on_stopped",
+                             "webhooks", "pipeline", "unique"}) | ({"rate_limit"} if int(rq.VERSION.split(".")[0]) >= 3 else set())
+# What a decorated function's .delay()/.enqueue() takes as options: RQ's decorator keeps only these three per call
+# (the rest of its options come from the decorator) and passes every other keyword to the function.
+DELAY_OPTIONS = frozenset({"depends_on", "job_id", "at_front"})
 CALLBACKS = ("on_success", "on_failure", "on_stopped")
 _importable: set[str] = set()
 

@@ -16,17 +16,18 @@ import rq
 from rq.job import Job as RQJob
 
 from adapters.base import DEFAULT_TIMEOUT, BackendName, DuplicateJob, InvalidOption, JobSpec
-from adapters.spec import OPTIONS, aware, build_spec, from_enqueue_data, parse_timeout, run_at_in
+from adapters.spec import DELAY_OPTIONS, ENQUEUE_OPTIONS, aware, build_spec, from_enqueue_data, parse_timeout, run_at_in
 from migrator import wiring
 from migrator.app_router import Router, default_router
 from migrator.job import Job, find, handle
 from migrator.routing import router as routing_router
 
-def _split_options(args: tuple[Any, ...], kwargs: dict[str, Any]
+def _split_options(args: tuple[Any, ...], kwargs: dict[str, Any], names: frozenset[str] = ENQUEUE_OPTIONS
                    ) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
-    """RQ's enqueue(): RQ options are taken out of **kwargs; explicit args=/kwargs= are the job's own (and then no
-    positional arguments may be given, as RQ asserts)."""
-    options = {k: kwargs.pop(k) for k in list(kwargs) if k in OPTIONS or k in ("repeat", "pipeline")}
+    """RQ's enqueue(): exactly the names RQ takes out of **kwargs are options (`timeout` and `priority` stay the
+    job's own, as with RQ); explicit args=/kwargs= are the job's own (and then no positional arguments may be
+    given, as RQ asserts)."""
+    options = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
     if "args" in kwargs or "kwargs" in kwargs:
         if args:
             raise InvalidOption("Extra positional arguments cannot be used when using explicit args and kwargs")
@@ -177,11 +178,12 @@ def job(queue: str | Queue = "default", connection: Any = None, timeout: int | s
 
         @functools.wraps(fn)
         def delay(*args: Any, **kwargs: Any) -> RQJob:
-            job_args, job_kwargs, options = _split_options(args, kwargs)
-            merged = {**defaults, **options}
-            return target._enqueue(fn, job_args, job_kwargs, None, merged)
+            # As RQ's decorator: depends_on, job_id and at_front per call; every other keyword is the job's own.
+            options = {k: kwargs.pop(k) for k in list(kwargs) if k in DELAY_OPTIONS and kwargs[k] is not None}
+            return target._enqueue(fn, args, kwargs, None, {**defaults, **options})
 
         fn.delay = delay  # type: ignore[attr-defined]
+        fn.enqueue = delay  # type: ignore[attr-defined]  # RQ 2's name for it too
         return fn
 
     return wrap
