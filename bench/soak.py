@@ -140,11 +140,13 @@ class Soak:
         chaos.say("transfer", f"rq->postgres --all: exit {done.returncode}")
         deadline = time.monotonic() + self.args.drain_timeout
         next_transfer = time.monotonic() + TRANSFER_EVERY
+        drained = False
         while time.monotonic() < deadline:
             for told in chaos.fleet.respawn():
                 chaos.say("worker-exited", told)
             report = self._drain_check(chaos)
-            if report.get("drained") and ledger.tally(chaos.ledger_url).lost == 0:
+            drained = bool(report.get("drained"))
+            if drained and ledger.tally(chaos.ledger_url).lost == 0:
                 chaos.say("drained", "drain-check --backend all: nothing left on either backend; every job ran")
                 return True
             if report.get("pending", {}).get("rq") and time.monotonic() >= next_transfer:
@@ -156,8 +158,9 @@ class Soak:
                 next_transfer = time.monotonic() + TRANSFER_EVERY
             time.sleep(3)
         left = [r for r in self._drain_check(chaos).get("remaining", []) if r.get("pending")]
-        chaos.say("not-drained", f"after {self.args.drain_timeout:g}s: {json.dumps(left)[:800]}")
-        return False
+        chaos.say("timeout", f"after {self.args.drain_timeout:g}s: drain-check says "
+                             f"{'drained, yet jobs never ran' if drained else json.dumps(left)[:800]}")
+        return drained
 
     @staticmethod
     def _drain_check(chaos: Chaos) -> dict[str, Any]:

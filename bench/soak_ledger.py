@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+import redis
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 
 from bench.soak_load import percentile
 from migrator.routing import router as routing
@@ -51,6 +54,7 @@ class Verdict:
     timeline: list[tuple[float, str, str]]
     faults: dict[str, int] = field(default_factory=dict)
     stuck: list[str] = field(default_factory=list)  # Postgres jobs 'running' long after any fault
+    orphans: list[str] = field(default_factory=list)  # lost jobs whose RQ hash is in no queue nor registry
 
     @property
     def unexplained(self) -> list[Duplicate]:
@@ -65,7 +69,9 @@ class Verdict:
         if self.enqueued == 0:
             out.append("nothing was enqueued")
         if self.lost:
-            out.append(f"{len(self.lost)} jobs lost: {', '.join(self.lost[:10])}")
+            out.append(f"{len(self.lost)} jobs lost: {', '.join(self.lost[:10])}"
+                       + (f" ({len(self.orphans)} of them RQ job hashes with status 'scheduled' in no queue or "
+                          f"registry, where drain-check cannot see them)" if self.orphans else ""))
         if self.unexplained:
             out.append(f"{len(self.unexplained)} duplicates that neither a killed worker nor the crash window explains: "
                        f"{', '.join(d.key for d in self.unexplained[:10])}")
@@ -89,7 +95,7 @@ class Verdict:
                 "duplicates_unexplained": len(self.unexplained), "enqueue_errors": len(self.enqueue_errors),
                 "enqueue_error_samples": self.enqueue_errors[:10], "enqueue_p99_ms": round(self.enqueue_p99_ms, 2),
                 "enqueue_max_ms": round(self.enqueue_max_ms, 2), "fallbacks": self.fallbacks,
-                "drained": self.drained, "stuck": self.stuck, "faults": self.faults,
+                "drained": self.drained, "stuck": self.stuck, "orphaned_in_rq": self.orphans, "faults": self.faults,
                 "timeline": [{"at": round(at, 1), "kind": kind, "what": what} for at, kind, what in self.timeline]}
 
     def render(self) -> str:
@@ -131,7 +137,25 @@ def judge(ledger_url: str, chaos: "Chaos", loads: list["Load"], drained: bool, w
     faults = Counter(e.kind for e in chaos.timeline if e.kind not in ("start", "note", "load-stopped"))
     return Verdict(enqueued, ran, ran_on, lost, unnoted, duplicates, errors, percentile(latencies, 0.99) * 1000,
                    max(latencies, default=0.0) * 1000, {k.value: v for k, v in routing.FALLBACKS.items()}, drained,
-                   [(e.at, e.kind, e.what) for e in chaos.timeline], dict(faults), stuck)
+                   [(e.at, e.kind, e.what) for e in chaos.timeline], dict(faults), stuck,
+                   orphaned(chaos.cli_env["REDIS_URL"], lost))
+
+
+def orphaned(redis_url: str, keys: list[str]) -> list[str]:
+    """Lost jobs RQ still has a hash for, status 'scheduled', though its scheduled registry does not list them."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        out = []
+        for key in keys:
+            job = Job(key, connection=client)
+            status = client.hget(job.key, "status")
+            if status == b"scheduled":
+                origin = (client.hget(job.key, "origin") or b"default").decode()
+                if client.zscore(ScheduledJobRegistry(origin, connection=client).key, key) is None:
+                    out.append(key)
+        return out
+    finally:
+        client.close()
 
 
 def _cause(pids: list[int], ats: list[float], chaos: "Chaos") -> str:

@@ -13,8 +13,20 @@ import pytest
 from tests.support import ROOT, subprocess_env
 
 SECONDS = 90
+# Product bugs the soak found, not fixed yet: the test fails on anything else, and on these once they are fixed.
 KNOWN_STUCK = ("a job whose outcome (or claim) a Postgres crash forgot stays 'running' under its live worker until "
                "that worker exits (adapters/pg_backend/worker.py does not requeue its own running rows on reconnect)")
+KNOWN_ORPHANS = ("RQ's ScheduledJobRegistry.schedule() ignores its pipeline (ZADD at once, the job hash at EXEC): RQ's "
+                 "scheduler can read the id before the hash exists and drops it; a scheduled job moved to RQ by "
+                 "transfer (or enqueue_many) is then lost (tests/integration/test_soak_findings.py)")
+
+
+def known_bugs(report: dict) -> list[str]:
+    """The known bugs that explain every failure of this report, or [] if something else failed too."""
+    lost, stuck, orphans = report["lost"], report["stuck"], report["orphaned_in_rq"]
+    if report["duplicates_unexplained"] or report["enqueue_errors"] or lost != len(stuck) + len(orphans):
+        return []
+    return ([f"{KNOWN_STUCK}: {stuck}"] if stuck else []) + ([f"{KNOWN_ORPHANS}: {orphans}"] if orphans else [])
 
 
 @pytest.mark.timeout(SECONDS + 600)
@@ -25,8 +37,8 @@ def test_chaos_soak_loses_nothing_and_runs_twice_only_what_a_kill_or_crash_inter
     assert done.stdout.strip(), done.stderr[-3000:]
     report = json.loads(done.stdout)
     timeline = "\n".join(f"{e['at']:7.1f} {e['kind']:<18} {e['what']}" for e in report["timeline"])
-    if report["stuck"] and report["lost"] == len(report["stuck"]) and not report["duplicates_unexplained"]:
-        pytest.xfail(f"known bug: {KNOWN_STUCK}: {report['stuck']}")
+    if not report["ok"] and known_bugs(report):
+        pytest.xfail("known bugs: " + " | ".join(known_bugs(report)))
     assert report["enqueued"] > 1000, timeline
     assert report["lost"] == 0, (report["lost_keys"], timeline)
     assert report["duplicates_unexplained"] == 0, (report["duplicates"], timeline)
