@@ -6,8 +6,9 @@ the routing flags where its job name goes and hands the job to that backend; wha
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,6 +70,19 @@ class Queue:
         return self._router
 
     prepare_data = staticmethod(rq.Queue.prepare_data)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def transaction(connection: Any) -> Iterator[None]:
+        """Transactional enqueue, Postgres's gift: inside `with Queue.transaction(conn):` (conn: the app's psycopg
+        connection to the new backend's database, in a transaction the app commits), jobs routed to the new backend
+        are written on `conn` and exist only if the app's transaction commits. A job that routes to RQ there is
+        refused (Redis is not part of the transaction): flip it, or enqueue after the commit."""
+        token = routing_router.APP_TRANSACTION.set(connection)
+        try:
+            yield
+        finally:
+            routing_router.APP_TRANSACTION.reset(token)
 
     # -- enqueueing ------------------------------------------------------------------------------------------
     def enqueue(self, f: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> RQJob:

@@ -25,7 +25,9 @@ class JobBackend(Protocol):
 
     def close(self) -> None: ...
 
-    def enqueue(self, spec: JobSpec) -> Enqueued: ...
+    def enqueue(self, spec: JobSpec, conn: Any = None) -> Enqueued:
+        """Enqueue one job; `conn`, the app's own database connection: the job is written inside the app's
+        transaction and exists only if it commits (a backend that cannot do so raises JobRefused)."""
 
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]: ...
 

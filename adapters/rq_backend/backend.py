@@ -51,7 +51,10 @@ class RQBackend:
         self.connection.close()
 
     # -- enqueue ---------------------------------------------------------------------------------------------
-    def enqueue(self, spec: JobSpec) -> Enqueued:
+    def enqueue(self, spec: JobSpec, conn: Any = None) -> Enqueued:
+        if conn is not None:
+            raise JobRefused(f"{spec.job_name} routes to rq, which cannot enqueue inside the app's database "
+                             "transaction (Redis is not part of it): flip it to postgres, or enqueue after the commit")
         with reachable(self.url):
             try:
                 job = self._enqueue(spec)

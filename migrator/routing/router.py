@@ -7,7 +7,8 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TypeVar
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from adapters.base import BackendName, BackendUnavailable, Enqueued, JobBackend, JobInfo, JobRefused, JobSpec
 from migrator.routing.breaker import Breaker
@@ -15,6 +16,9 @@ from migrator.routing.cache import CachedFlags
 from migrator.routing.decide import Route, decide
 
 T = TypeVar("T")
+# The app's own database connection while it enqueues inside its transaction (Queue.transaction): jobs routed to the
+# new backend are written on it, and exist only if the app's transaction commits.
+APP_TRANSACTION: ContextVar[Any] = ContextVar("migrator_app_transaction", default=None)
 log = logging.getLogger("migrator.router")
 REMEMBERED_IDS = 10_000  # recent job ids whose backend a dependent job can follow without a lookup
 FALLBACKS: Counter[BackendName] = Counter()  # jobs sent to the other backend because theirs was unreachable
@@ -47,6 +51,11 @@ class Router:
         """Enqueue one job where its flags (or its parent, for depends_on) say."""
         route = self._route_for(spec)
         self.flags.record_seen((spec.job_name,))
+        app_conn = APP_TRANSACTION.get()
+        if app_conn is not None:  # inside the app's transaction: no fallback, no second backend, one outcome
+            placed = self.backends[route.backend].enqueue(spec, conn=app_conn)
+            self._remember(placed)
+            return placed
         try:
             placed = self._enqueue_on(route.backend, spec)
         except BackendUnavailable as exc:
