@@ -8,11 +8,12 @@ from typing import Any
 import rq
 from redis import Redis
 from rq.exceptions import DuplicateJobError, InvalidJobOperation as RQInvalidJobOperation, NoSuchJobError
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.serializers import resolve_serializer
 
 from adapters.base import (BackendName, DuplicateJob, Enqueued, Inventory, InvalidJobOperation, JobInfo, JobRefused,
                            JobSpec, JobState, PendingJob, StateCount, Watch, WorkerInfo)
+from adapters.rq_backend import compat
 from adapters.rq_backend import connection as conn_mod
 from adapters.rq_backend import enqueue as opts
 from adapters.rq_backend import inventory, jobinfo, remaining, removal
@@ -64,8 +65,19 @@ class RQBackend:
 
     def _enqueue(self, spec: JobSpec, pipeline: Any = None) -> Job:
         q = self.queue(spec.queue)
-        if spec.run_at is not None:
+        if spec.run_at is not None and (spec.unique or spec.depends_on):  # RQ's own paths for those
             return q.enqueue_at(spec.run_at, spec.job_name, pipeline=pipeline, **opts.scheduled_options(spec))
+        if spec.run_at is not None:  # schedule_job's steps, all on one pipeline (compat.schedule says why)
+            options = opts.options(spec)
+            at_front = options.pop("at_front")
+            job = q.create_job(spec.job_name, status=JobStatus.SCHEDULED, **options)
+            if at_front:  # as enqueue_at does: kept on the job, applied when the scheduler enqueues it
+                job.enqueue_at_front = True
+            pipe = pipeline if pipeline is not None else self.connection.pipeline()
+            compat.schedule(q, job, spec.run_at, pipe)
+            if pipeline is None:
+                pipe.execute()
+            return job
         return q.enqueue_call(spec.job_name, pipeline=pipeline, **opts.call_options(spec))
 
     def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Enqueued]:

@@ -5,11 +5,14 @@ enqueued) and RateLimitRegistry (held back by a concurrency limit, keyed by limi
 """
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import rq
 from redis import Redis
+from rq.job import JobStatus
 from rq.registry import BaseRegistry
 
 try:  # RQ >= 3.0
@@ -52,3 +55,17 @@ def current_job_id(worker: Any) -> str | None:
     """RQ 2 takes an optional pipeline, RQ 3 takes nothing: call it the way both accept."""
     job_id = worker.get_current_job_id()
     return job_id.decode() if isinstance(job_id, bytes) else job_id
+
+
+def schedule(queue: rq.Queue, job: Any, when: datetime, pipeline: Any) -> None:
+    """Put a created job on the queue's schedule inside `pipeline`, all of it or nothing. RQ 2.x's
+    ScheduledJobRegistry.schedule() ZADDs on its own connection rather than the pipeline it is given (fixed in RQ
+    3.0): the id would be in the schedule before the job hash exists, and RQ's scheduler, finding no job for a due
+    id, drops it (the chaos soak lost jobs so; tests/integration/test_soak_findings.py). The same steps as
+    Queue.schedule_job, each on the pipeline."""
+    pipeline.sadd(queue.redis_queues_keys, queue.key)
+    job.set_status(JobStatus.SCHEDULED, pipeline=pipeline)
+    job.save(pipeline=pipeline)
+    job.cleanup(ttl=job.ttl, pipeline=pipeline)
+    aware = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    pipeline.zadd(queue.scheduled_job_registry.key, {job.id: calendar.timegm(aware.utctimetuple())})
