@@ -22,11 +22,14 @@ KNOWN_ORPHANS = ("RQ's ScheduledJobRegistry.schedule() ignores its pipeline (ZAD
 
 
 def known_bugs(report: dict) -> list[str]:
-    """The known bugs that explain every failure of this report, or [] if something else failed too."""
+    """The known bugs that explain every failure of this report, or [] if something else failed too. A job stuck
+    'running' after a Postgres crash shows as stuck (never finished) or as a late second run (once its worker died)."""
     lost, stuck, orphans = report["lost"], report["stuck"], report["orphaned_in_rq"]
-    if report["duplicates_unexplained"] or report["enqueue_errors"] or lost != len(stuck) + len(orphans):
+    late = [d["key"] for d in report["duplicates"] if d["cause"].startswith("STUCK")]
+    if report["duplicates_unexplained"] != len(late) or report["enqueue_errors"] or lost != len(stuck) + len(orphans):
         return []
-    return ([f"{KNOWN_STUCK}: {stuck}"] if stuck else []) + ([f"{KNOWN_ORPHANS}: {orphans}"] if orphans else [])
+    return ([f"{KNOWN_STUCK}: {stuck + late}"] if stuck or late else []) + (
+        [f"{KNOWN_ORPHANS}: {orphans}"] if orphans else [])
 
 
 @pytest.mark.timeout(SECONDS + 600)
@@ -39,12 +42,13 @@ def test_chaos_soak_loses_nothing_and_runs_twice_only_what_a_kill_or_crash_inter
     timeline = "\n".join(f"{e['at']:7.1f} {e['kind']:<18} {e['what']}" for e in report["timeline"])
     if not report["ok"] and known_bugs(report):
         pytest.xfail("known bugs: " + " | ".join(known_bugs(report)))
-    assert report["enqueued"] > 1000, timeline
-    assert report["lost"] == 0, (report["lost_keys"], timeline)
-    assert report["duplicates_unexplained"] == 0, (report["duplicates"], timeline)
-    assert report["enqueue_errors"] == 0, report["enqueue_error_samples"]
-    assert report["drained"], timeline
-    assert done.returncode == 0 and report["ok"], report["failures"]
-    faults = report["faults"]
-    for kind in ("crash-postgres", "crash-redis", "kill-transfer"):
-        assert faults.get(kind), (kind, timeline)
+    problems = list(report["failures"])
+    if report["enqueued"] <= 1000:
+        problems.append(f"only {report['enqueued']} jobs enqueued")
+    problems += [f"no {kind} happened" for kind in ("crash-postgres", "crash-redis", "kill-transfer")
+                 if not report["faults"].get(kind)]
+    if problems or done.returncode:
+        duplicates = "\n".join(f"  {d['key']}: pids {d['pids']} at {d['at']} ({d['cause']})" for d in report["duplicates"])
+        pytest.fail("\n".join([*problems, f"exit {done.returncode}", "duplicates:", duplicates, "timeline:", timeline,
+                                f"stuck: {report['stuck']}", f"orphaned in RQ: {report['orphaned_in_rq']}"]),
+                    pytrace=False)
