@@ -212,7 +212,7 @@ def pickup_section(r: dict[str, Any], charts: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(7, 2.6))
     series = {n: [{"median": p50, "min": p50, "max": p50}, {"median": q, "min": q, "max": q} if q else None]
               for n, (p50, q) in stat.items()}
-    bars(ax, ["p50", "p95"], series, "ms (log)", log=True)
+    bars(ax, ["p50", "p95"], series, "ms")
     legend(fig, ax)
     png = save(fig, charts / "pickup.png")
     return ["## Idle pickup latency", "",
