@@ -133,6 +133,12 @@ def validate(options: Mapping[str, Any]) -> None:
             raise InvalidOption("unique=True is not supported with job dependencies")
 
 
+def _allow_failure(value: Any) -> bool:
+    """rq.Dependency(..., allow_failure=True), however deep in the depends_on value it is given."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return any(bool(getattr(item, "allow_failure", False)) for item in items if item is not None)
+
+
 def _dependencies(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -172,6 +178,7 @@ def build_spec(func: Callable[..., Any] | str, args: tuple[Any, ...] | list[Any]
         retry=_retry(options.get("retry")), meta=dict(options.get("meta") or {}),
         description=options.get("description"), run_at=run_at, priority=int(options.get("priority") or 0),
         at_front=bool(options.get("at_front")), depends_on=_dependencies(options.get("depends_on")),
+        allow_failure=_allow_failure(options.get("depends_on")),
         on_success=_callback(options.get("on_success"), "on_success"),
         on_failure=_callback(options.get("on_failure"), "on_failure"),
         on_stopped=_callback(options.get("on_stopped"), "on_stopped"),

@@ -75,6 +75,7 @@ class JobSpec:
     priority: int = 0
     at_front: bool = False
     depends_on: tuple[str, ...] = ()
+    allow_failure: bool = False  # rq.Dependency(allow_failure=True): run once the parents ended, failed too
     on_success: str | None = None
     on_failure: str | None = None
     on_stopped: str | None = None

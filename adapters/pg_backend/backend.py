@@ -112,11 +112,13 @@ class PostgresBackend:
         params = row_params(spec)
         params["state"] = "queued"
         params["depends_on"] = list(spec.depends_on)
+        params["allow_failure"] = spec.allow_failure
         with self.db.connection(conn) as c:
             if spec.depends_on:
                 with _atomic(c):
                     parents = self.db.fetch_all("lock_parents", {"ids": list(spec.depends_on)}, conn=c)
-                    if any(state != "finished" for _, state in parents):
+                    ended = ("finished", "failed", "canceled") if spec.allow_failure else ("finished",)
+                    if any(state not in ended for _, state in parents):
                         params["state"] = "deferred"
                     inserted = self.db.fetch_one("insert_job", params, conn=c)
             else:
@@ -275,7 +277,7 @@ def _spec(jid: str, queue: str, job_name: str, run_at: datetime, enqueued_at: da
 
 def _pending(row: tuple[Any, ...]) -> PendingJob:
     (jid, queue, job_name, args, kwargs, meta, description, priority, state, run_at, enqueued_at, timeout_s,
-     result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts, callbacks) = row
+     result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts, callbacks, allow_failure) = row
     error = None
     try:
         args, kwargs, meta = payload.decode_value(args), payload.decode_value(kwargs), payload.decode_value(meta)
@@ -286,6 +288,7 @@ def _pending(row: tuple[Any, ...]) -> PendingJob:
                    result_ttl=result_ttl, ttl=ttl, failure_ttl=failure_ttl, retry=retry, meta=meta,
                    description=description, run_at=None if run_at == EPOCH or run_at <= enqueued_at else run_at,
                    priority=priority,
-                   at_front=run_at == EPOCH, depends_on=tuple(depends_on), **callback_fields(callbacks))
+                   at_front=run_at == EPOCH, depends_on=tuple(depends_on), allow_failure=bool(allow_failure),
+                   **callback_fields(callbacks))
     return PendingJob(spec, _state(state, run_at, attempts), enqueued_at, error)
 

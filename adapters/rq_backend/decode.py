@@ -149,7 +149,7 @@ PENDING_FIELDS = ("data", "meta", "origin", "timeout", "result_ttl", "ttl", "fai
                   "retry_intervals", "description", "enqueue_at_front", "dependency_ids", "success_callback_name",
                   "failure_callback_name", "stopped_callback_name", "success_callback_timeout",
                   "failure_callback_timeout", "stopped_callback_timeout", "status", "started_at",
-                  "number_of_retries", "enqueued_at", "created_at")
+                  "number_of_retries", "enqueued_at", "created_at", "allow_dependency_failures")
 
 
 def pending_job(job_id: str, queue: str, where: JobState, raw: Mapping[Any, Any] | None, serializer: Any,
@@ -168,6 +168,7 @@ def pending_job(job_id: str, queue: str, where: JobState, raw: Mapping[Any, Any]
         meta=meta, description=s.get("description") or None, run_at=run_at,
         at_front=bool(_int(s.get("enqueue_at_front"))),
         depends_on=tuple(str(d) for d in _json_list(s.get("dependency_ids"))),
+        allow_failure=bool(_int(s.get("allow_dependency_failures"))),
         on_success=s.get("success_callback_name") or None, on_failure=s.get("failure_callback_name") or None,
         on_stopped=s.get("stopped_callback_name") or None, callback_timeouts=_callback_timeouts(s))
     state = waiting_state(where, s.get("status"), s.get("started_at"), s.get("number_of_retries"))

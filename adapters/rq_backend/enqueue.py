@@ -28,7 +28,7 @@ def depends_on(spec: JobSpec) -> Dependency | None:
     """RQ drops at_front for a deferred job unless the Dependency itself carries it."""
     if not spec.depends_on:
         return None
-    return Dependency(jobs=list(spec.depends_on), enqueue_at_front=spec.at_front)
+    return Dependency(jobs=list(spec.depends_on), allow_failure=spec.allow_failure, enqueue_at_front=spec.at_front)
 
 
 def callback(spec: JobSpec, option: str) -> Callback | None:

@@ -9,7 +9,7 @@ from adapters.pg_backend.liveness import LOCK_NAMESPACE
 
 JOB = {"id": "q1", "queue": "default", "func": "tests.jobs.noop", "args": "[]", "kwargs": "{}", "meta": "{}",
        "description": None, "priority": 0, "state": "queued", "run_at": None, "timeout_s": 180, "result_ttl": None,
-       "ttl": None, "failure_ttl": None, "retry_max": 0, "retry_intervals": [], "depends_on": [],
+       "ttl": None, "failure_ttl": None, "retry_max": 0, "retry_intervals": [], "depends_on": [], "allow_failure": False,
        "callbacks": '{"on_success": {"func": "tests.jobs.noop", "timeout": null}}'}
 BULK_ROW = ("q2", "default", "tests.jobs.noop", "[]", "{}", "{}", None, 0, None, 180, None, None, None, 0, [], None)
 SCHEDULE = {"name": "p1", "func": "tests.jobs.noop", "queue": "default", "args": "[]", "kwargs": "{}", "cron": None,

@@ -3,10 +3,11 @@
 -- enqueue that rolls back wakes nobody); a trigger would cost a fifth of an enqueue.
 WITH ins AS (
     INSERT INTO {jobs} (id, queue, func, args, kwargs, meta, description, priority, state, run_at, timeout_s,
-                        result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, callbacks)
+                        result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, callbacks,
+                        allow_failure)
     VALUES (%(id)s, %(queue)s, %(func)s, %(args)s, %(kwargs)s, %(meta)s, %(description)s, %(priority)s,
             %(state)s, coalesce(%(run_at)s, now()), %(timeout_s)s, %(result_ttl)s, %(ttl)s, %(failure_ttl)s,
-            %(retry_max)s, %(retry_intervals)s, %(depends_on)s, %(callbacks)s)
+            %(retry_max)s, %(retry_intervals)s, %(depends_on)s, %(callbacks)s, %(allow_failure)s)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, queue, state, run_at
 )
@@ -90,16 +91,19 @@ WITH done AS (
     UPDATE {jobs} c SET state = 'queued', run_at = now()
     WHERE c.state = 'deferred' AND c.depends_on && %(ids)s::text[]
       AND NOT EXISTS (SELECT 1 FROM {jobs} p WHERE p.id = ANY(c.depends_on) AND p.state <> 'finished'
+                                                AND NOT (c.allow_failure AND p.state IN ('failed', 'canceled'))
                                                 AND NOT p.id = ANY(%(ids)s::text[]))
     RETURNING c.id
 )
 SELECT id FROM gone UNION ALL SELECT id FROM kept;
 
--- release_dependents: queue deferred jobs whose every parent has finished (or is gone); ids NULL checks all
--- (housekeeping runs it so, catching two parents that finished at the same instant, or a crash in between)
+-- release_dependents: queue deferred jobs whose every parent has finished (or is gone), or, for a child with
+-- allow_failure, has ended (failed or canceled too); ids NULL checks all (housekeeping runs it so, catching two
+-- parents that finished at the same instant, a crash in between, and parents that failed for good)
 UPDATE {jobs} c SET state = 'queued', run_at = now()
 WHERE c.state = 'deferred' AND (%(ids)s::text[] IS NULL OR c.depends_on && %(ids)s::text[])
-  AND NOT EXISTS (SELECT 1 FROM {jobs} p WHERE p.id = ANY(c.depends_on) AND p.state <> 'finished')
+  AND NOT EXISTS (SELECT 1 FROM {jobs} p WHERE p.id = ANY(c.depends_on) AND p.state <> 'finished'
+                                          AND NOT (c.allow_failure AND p.state IN ('failed', 'canceled')))
 RETURNING c.id;
 
 -- fail_job: record one failed attempt: back to queued at run_at when it will be retried, else failed
@@ -190,7 +194,7 @@ ORDER BY 1, 2, 3;
 
 -- pending_jobs: every job not yet done, in enqueue order, for drain, transfer and compat
 SELECT id, queue, func, args, kwargs, meta, description, priority, state, run_at, enqueued_at, timeout_s,
-       result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts, callbacks
+       result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts, callbacks, allow_failure
 FROM {jobs}
 WHERE state IN ('queued', 'deferred', 'running')
   AND (%(queue)s::text IS NULL OR queue = %(queue)s) AND (%(func)s::text IS NULL OR func = %(func)s)
