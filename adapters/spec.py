@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -32,8 +33,15 @@ def job_name(func: Callable[..., Any] | str) -> str:
     """The dotted path RQ records for a job function (`app.jobs.send_email`)."""
     if isinstance(func, str):
         return func
+    owner = getattr(func, "__self__", None)
+    if owner is not None and not isinstance(owner, type) and not inspect.ismodule(owner):
+        # RQ pickles the instance with the call; migrator carries a dotted name, which would lose it silently.
+        raise JobRefused(f"{func!r} is a method of an instance: migrator enqueues jobs by name, without the "
+                         "instance; enqueue a module-level function that takes the instance's id instead")
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", None)
+    if module == "__main__":
+        raise InvalidOption("Functions from the __main__ module cannot be processed by workers")  # RQ's words
     if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
         raise JobRefused(f"{func!r} is not an importable module-level function; workers could not find it")
     return f"{module}.{qualname}"

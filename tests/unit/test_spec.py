@@ -61,3 +61,19 @@ def test_prepare_data_item():
     assert (spec.job_name, spec.args, spec.kwargs, spec.timeout, spec.job_id, spec.queue) == (
         "tests.jobs.add", (1, 2), {"x": 1}, 7, "x1", "q")
     assert spec.retry == RetryPolicy(2, (0,)) or spec.retry == RetryPolicy(2, ())
+
+
+class _Mailer:
+    def send(self, to: str) -> None:
+        """An instance method: RQ pickles the instance, a job name cannot carry it."""
+
+    @classmethod
+    def send_all(cls) -> None:
+        """A classmethod imports by its dotted path like a function."""
+
+
+def test_a_bound_method_is_refused_with_the_reason_a_classmethod_is_not() -> None:
+    with pytest.raises(JobRefused, match="is a method of an instance"):
+        job_name(_Mailer().send)
+    assert job_name(_Mailer.send_all) == f"{__name__}._Mailer.send_all"
+    assert job_name(len) == "builtins.len"  # a builtin's __self__ is its module: importable by name
