@@ -23,7 +23,9 @@ RUNS = "SELECT key, array_agg(pid ORDER BY at), array_agg(extract(epoch FROM at)
 LOST = "SELECT e.key FROM demo_enqueued e WHERE NOT EXISTS (SELECT 1 FROM demo_ledger l WHERE l.key = e.key) ORDER BY 1"
 UNNOTED = "SELECT DISTINCT l.key FROM demo_ledger l WHERE NOT EXISTS (SELECT 1 FROM demo_enqueued e WHERE e.key = l.key)"
 OUTAGE_MARGIN = 1.0  # seconds around an outage in which a run's outcome may have been lost with the server
-RERUN_WINDOW = 15.0  # a job whose outcome a crash lost runs again within the recovery grace and a reap or two
+# How soon a job whose outcome an outage swallowed runs again: on Postgres within the recovery grace and a reap or
+# two; on RQ once its started-registry entry expires (60 s after the last heartbeat) and a worker's maintenance runs.
+RERUN_WINDOW = {"postgres": 15.0, "redis": 180.0}
 KILL_MARGIN = 5.0  # a run this long before its process was SIGKILLed was still running then (jobs take <= 3 s)
 
 
@@ -168,7 +170,7 @@ def _cause(pids: list[int], ats: list[float], chaos: "Chaos") -> str:
     for at in ats[:-1]:
         for server, began, ended in chaos.outages:
             if began - OUTAGE_MARGIN <= at <= ended + OUTAGE_MARGIN:
-                if ats[-1] > ended + RERUN_WINDOW:
+                if ats[-1] > ended + RERUN_WINDOW[server]:
                     return f"STUCK after the {server} outage: run again only at t+{ats[-1]:.1f}s"
                 return f"{server} outage"
     return "unexplained"
