@@ -213,6 +213,9 @@ class Worker:
     def _send(self, conn: psycopg.Connection[Any]) -> None:
         """Send the recorded outcomes: all successes in one statement, failures one by one (they are rare)."""
         outcomes, self._unwritten = self._unwritten, []
+        # Kept as sent before anything is sent: if the connection breaks in the middle, _flush sends them again on
+        # the next connection (writing an outcome twice is harmless, losing one leaves its job 'running' for good).
+        self._sent.extend(outcomes)
         ok = [o for o in outcomes if o.ok]
         if ok:
             conn.execute(self.db.queries["finish_jobs"],
@@ -222,7 +225,6 @@ class Worker:
         for o in outcomes:
             if not o.ok:
                 self._write_failure(conn, o)
-        self._sent.extend(outcomes)
         self._last_send = time.monotonic()
 
     def _write_failure(self, conn: psycopg.Connection[Any], o: Outcome) -> None:

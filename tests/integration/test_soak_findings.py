@@ -31,11 +31,6 @@ def test_a_scheduled_job_enqueued_in_a_pipeline_is_not_in_the_schedule_before_th
     assert not (in_schedule and not hash_exists), "the schedule lists a job whose hash does not exist yet"
 
 
-@pytest.mark.xfail(strict=True, reason="Worker._send (adapters/pg_backend/worker.py) takes the outcomes out of _unwritten "
-                   "and adds them to _sent only after conn.execute returned: when the connection broke while the job "
-                   "ran, execute raises, the outcome is dropped and the job stays 'running' under a live worker (its "
-                   "liveness session holds the lock) until that worker exits. Fix: self._sent.extend(outcomes) "
-                   "before the executes (checked: this test then passes)")
 def test_a_worker_that_loses_its_connection_while_a_job_runs_still_records_its_outcome(pg_url, backend, ledger_url):
     """Postgres ends the worker's job session (as a restart does) while the job runs; the worker's liveness session
     keeps its lock, so the reaper rightly leaves the job alone: the worker itself must write the outcome."""
