@@ -3,6 +3,7 @@ outcomes in batches, and recovers the jobs of dead workers. `--concurrency N` fo
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ from adapters.pg_backend import claimer, current_job, db, executor, hooks, liven
 from adapters.pg_backend.executor import Claimed, Outcome
 
 log = logging.getLogger("migrator.worker")
+RESEND_SECONDS = 10.0  # outcomes sent again after a reconnect: well past what an asynchronous commit can lose
 
 
 class JobInterrupted(BaseException):
@@ -65,6 +67,11 @@ class Worker:
         self.processed = 0
         self._unwritten: list[Outcome] = []  # recorded, not yet sent
         self._sent: list[Outcome] = []  # sent in the current pipeline, not yet confirmed
+        # Outcomes of the last RESEND_SECONDS, sent again after a reconnect: they are committed asynchronously, and
+        # a Postgres crash forgets the last fraction of a second of them (writing one twice is harmless).
+        self._recent: collections.deque[tuple[float, Outcome]] = collections.deque()
+        self._had_conn = False
+        self._reconnected = False
         self._last_send = time.monotonic()
         self._next_housekeeping = 0.0
         self._woken = False
@@ -115,6 +122,8 @@ class Worker:
         conn = self._connection()
         self._flush()
         self._release(conn, self.held.take_all())  # left held by a connection lost mid-batch
+        if self._reconnected:
+            self._requeue_own(conn)
         now = time.monotonic()
         if now >= self._next_housekeeping:
             self._housekeep(conn)
@@ -130,7 +139,12 @@ class Worker:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self.conn is None or self.conn.closed:
+            if self._had_conn:  # a lost connection (a restart?): what it may have forgotten is settled in _step
+                self._reconnected = True
+                self._unwritten[:0] = [o for _, o in self._recent]
+                self._recent.clear()
             self.conn = db.connect(self.db.url, application_name=f"migrator-worker-{self.liveness.worker_id}")
+            self._had_conn = True
             if not self.options.sync_commit:
                 self.conn.execute("SET synchronous_commit = off")
             self.conn.add_notify_handler(self._on_notify)
@@ -216,6 +230,10 @@ class Worker:
         # Kept as sent before anything is sent: if the connection breaks in the middle, _flush sends them again on
         # the next connection (writing an outcome twice is harmless, losing one leaves its job 'running' for good).
         self._sent.extend(outcomes)
+        now = time.monotonic()
+        self._recent.extend((now, o) for o in outcomes)
+        while self._recent and self._recent[0][0] < now - RESEND_SECONDS:
+            self._recent.popleft()
         ok = [o for o in outcomes if o.ok]
         if ok:
             conn.execute(self.db.queries["finish_jobs"],
@@ -226,6 +244,16 @@ class Worker:
             if not o.ok:
                 self._write_failure(conn, o)
         self._last_send = time.monotonic()
+
+    def _requeue_own(self, conn: psycopg.Connection[Any]) -> None:
+        """After a reconnect, between batches: rows still 'running' under this worker are ones it is not running
+        (an outcome a crash forgot beyond the resend window, a claim whose reply was lost). The reaper never takes
+        them (this worker is alive), so this worker gives them back; they run again (docs/backend.md)."""
+        back = self.db.fetch_all("requeue_own_running", {"worker_id": self.liveness.worker_id}, conn=conn)
+        if back:
+            log.warning("worker %s requeued %d of its jobs left running across a reconnect", self.liveness.worker_id,
+                        len(back))
+        self._reconnected = False
 
     def _write_failure(self, conn: psycopg.Connection[Any], o: Outcome) -> None:
         if o.expired:

@@ -24,7 +24,7 @@ PARAMS: dict[str, dict[str, dict]] = {
         "release_dependents": {"ids": None},
         "fail_job": {"id": "q2", "worker_id": 1, "retry": True, "delay": 1.5, "error_type": "E", "error_message": "m",
                      "traceback": None, "default_failure_ttl": 60},
-        "cancel_expired": {"id": "q2", "worker_id": 1}, "release_jobs": {"ids": ["q2"], "worker_id": 1},
+        "cancel_expired": {"id": "q2", "worker_id": 1}, "release_jobs": {"ids": ["q2"], "worker_id": 1}, "requeue_own_running": {"worker_id": 1},
         "next_worker_id": {},
         "lock_worker": {"namespace": LOCK_NAMESPACE, "id": 1},
         "register_worker": {"id": 1, "hostname": "h", "pid": 1, "queues": ["default"]},

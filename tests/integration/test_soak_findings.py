@@ -50,14 +50,10 @@ def test_a_worker_that_loses_its_connection_while_a_job_runs_still_records_its_o
         stop_processes([proc])
 
 
-@pytest.mark.xfail(strict=True, reason="an outcome Postgres acknowledged and then lost in a crash (the worker's session "
-                   "writes outcomes with synchronous_commit = off; a claim whose reply never arrived ends the same way) "
-                   "leaves the job 'running' under its live worker, which reconnects and retakes its lock: the reaper "
-                   "never takes it, the worker never looks again; docs/backend.md says such jobs run again. A fix: "
-                   "after a reconnect, the worker requeues its own 'running' rows that it is not running")
 def test_a_job_a_crash_left_running_under_a_live_worker_runs_again(pg_url, backend, ledger_url):
     """What a crash leaves when it forgets an acknowledged outcome, made on a real server: the job ran (ledger row),
-    its row is 'running' under the worker again, and every session of the worker is ended (the restart)."""
+    its row is 'running' under the worker again, and every session of the worker is ended (the restart). The worker
+    reconnects, sends its recent outcomes again and gives back what it still holds but does not run."""
     backend.enqueue(JobSpec(f"{jobs.ledger.__module__}.ledger", ("forgotten",), job_id="forgotten"))
     proc = spawn_cli("worker", "--recovery-grace", "1", DATABASE_URL=pg_url, LEDGER_URL=ledger_url)
     try:

@@ -123,6 +123,16 @@ SET state = 'canceled', finished_at = now(), worker_id = NULL, error_type = 'Exp
     error_message = 'waited in the queue longer than its ttl', expires_at = now() + interval '1 day'
 WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s;
 
+-- requeue_own_running: after a reconnect, a worker's rows still 'running' that it is not running (between two
+-- batches it runs none): a claim whose reply was lost, or an outcome a Postgres crash forgot (outcomes commit
+-- asynchronously). Nothing else would take them: the worker is alive, so no reaper does. They run again.
+WITH back AS (
+    UPDATE {jobs} SET state = 'queued', worker_id = NULL, started_at = NULL, run_at = now()
+    WHERE state = 'running' AND worker_id = %(worker_id)s
+    RETURNING queue
+)
+SELECT queue FROM back, LATERAL (SELECT pg_notify({channel}, back.queue)) n;
+
 -- release_jobs: give claimed-but-unstarted jobs back (shutdown, or a slow batch), their attempt not counted
 WITH back AS (
     UPDATE {jobs} SET state = 'queued', worker_id = NULL, started_at = NULL, attempts = attempts - 1
