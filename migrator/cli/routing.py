@@ -1,8 +1,6 @@
 """`flip`, `unflip`, `rollout`, `rollback`, `status`, `history`: the routing commands over migrator.routing."""
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 import click
@@ -10,56 +8,27 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from adapters.base import BackendName
-from migrator import wiring
+from migrator import routing_edits, wiring
 from migrator.compat import gate
 from migrator.playbook import state as playbook_state
 from migrator.routing import history, known_jobs, presence
-from migrator.routing import router as routing_router
 from migrator.routing import status as routing_status
 from migrator.cli.options import AppContext, console, emit_json, json_option, pass_app
 from migrator.config import Settings
 from migrator.errors import BadInput
-from migrator.routing.flag_store import Change, FlagStore, validate_percent
-from migrator.routing.decide import decide
+from migrator.routing.flag_store import Change, validate_percent
 
 by_option = click.option("--by", help="Who makes the change, for the audit log [default: OS user@host].")
 
 
-def _known(settings: Settings, store: FlagStore) -> list[str]:
-    if os.getcwd() not in sys.path:  # like `rq worker`, the app's modules import from the working directory
-        sys.path.insert(0, os.getcwd())
-    return known_jobs.known_jobs(store.tables, settings.job_modules)
-
-
-def _require_known(settings: Settings, store: FlagStore, job: str) -> None:
-    if not job.strip():
-        raise BadInput("the job name is empty; give the dotted path, e.g. app.jobs.send_email")
-    snapshot = store.snapshot()
-    known = set(_known(settings, store)) | snapshot.flipped | snapshot.pinned
-    if job in known:
-        return
-    guesses = known_jobs.closest(job, known)
-    hint = f"did you mean {', '.join(guesses)}? " if guesses else ""
-    raise BadInput(f"unknown job {job!r}: not in job_modules and never routed; {hint}"
-                   "use --force to flip a job not seen yet")
+def _report(change: Change, job: str | None, settings: Settings) -> None:
+    line, recorded = routing_edits.describe(change, job, settings)
+    _say(f"{line}\n{recorded}" if recorded else line)
 
 
 def _say(text: str) -> None:
     """One message, printed as is: no rich markup in job names, no wrapping inside a command to copy."""
     console.print(escape(text), soft_wrap=True)
-
-
-def _report(change: Change, job: str | None, settings: Settings) -> None:
-    if change.entry is None:
-        what = f"{job} already routes that way" if job else "the routing is already so"
-        _say(f"{what}; nothing changed (routing version {change.after.version})")
-        return
-    line = history.summarize(change.before, change.after)
-    if job:
-        route = decide(job, change.after)
-        line += f": {job} routes to {route.backend} ({route.reason})"
-    _say(f"{line}\nrecorded as change #{change.entry.id} by {change.entry.actor}; running processes "
-         f"follow within {settings.flag_cache_seconds:g}s")
 
 
 @click.command()
@@ -74,27 +43,12 @@ def flip(app: AppContext, job: str, back: bool, force: bool, by: str | None) -> 
     settings = app.settings()
     store = wiring.flag_store(settings)
     if not force:
-        _require_known(settings, store, job)
+        routing_edits.require_known(settings, store, job, "use --force")
     if back:
         _report(store.pin(job, by), job, settings)
         return
-    detail = _compat_gate(settings, store, f"flip {job}", lambda before: gate.flipped(before, job), job, force)
+    detail = routing_edits.compat_detail(settings, store, f"flip {job}", lambda before: gate.flipped(before, job), job, force)
     _report(store.flip(job, by, detail), job, settings)
-
-
-def _compat_gate(settings: Settings, store: FlagStore, action: str, after_of: Any, job: str | None,
-                 force: bool) -> dict[str, Any] | None:
-    """migrator.compat.gate before a change that moves jobs to the new backend: exit 1 naming what would fail;
-    with --force, the audit-log detail of what was overridden."""
-    if os.getcwd() not in sys.path:  # the job functions import from the working directory, as for `rq worker`
-        sys.path.insert(0, os.getcwd())
-    before = store.snapshot()
-    legacy, new = wiring.rq_backend(settings), wiring.postgres_backend(settings)
-    try:
-        return gate.guard(action, legacy, new, before, after_of(before), job, force, routing_router.REFUSED)
-    finally:
-        legacy.close()
-        new.close()
 
 
 @click.command()
@@ -127,7 +81,7 @@ def rollout(app: AppContext, percent: float | None, everything: bool, force: boo
     store = wiring.flag_store(settings)
     share = None if everything else validate_percent(percent or 0.0)
     action = "rollout --all" if everything else f"rollout --percent {share:g}"
-    detail = _compat_gate(settings, store, action, lambda before: gate.rolled_out(before, share), None, force)
+    detail = routing_edits.compat_detail(settings, store, action, lambda before: gate.rolled_out(before, share), None, force)
     _report(store.rollout_all(by, detail) if share is None else store.rollout_percent(share, by, detail), None,
             settings)
 
@@ -175,7 +129,7 @@ def status(app: AppContext, as_json: bool) -> None:
     snapshot = store.snapshot()
     counters = {BackendName.POSTGRES: _postgres_counter(settings), BackendName.RQ: _rq_counter(settings)}
     routers = presence.live_routers(store.tables, presence.drop_out_after(settings.flag_cache_seconds))
-    report = routing_status.build(snapshot, _known(settings, store), counters, routers=routers)
+    report = routing_status.build(snapshot, routing_edits.known(settings, store), counters, routers=routers)
     playbooks = playbook_state.current_steps(wiring.playbook_state(settings))
     if as_json:
         emit_json({**report.to_json(), "playbooks": [p.to_json() for p in playbooks]})

@@ -3,21 +3,15 @@ under the operator's name) behind migrator.compat.gate, the new backend's failed
 A refusal is the domain's own error (CheckFailed, BadInput, BackendError) with the CLI's message."""
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from migrator import wiring
+from migrator import routing_edits, wiring
 from migrator.compat import gate
 from migrator.config import Settings
 from migrator.errors import BadInput
-from migrator.routing import history, known_jobs
-from migrator.routing import router as routing_router
-from migrator.routing.decide import decide
-from migrator.routing.flag_store import Change, FlagStore, validate_percent
-from migrator.routing.snapshot import RoutingSnapshot
+from migrator.routing.flag_store import Change, validate_percent
 
 MAX_NAME = 80
 
@@ -49,55 +43,23 @@ def _job(req: Request) -> str:
     return req.job.strip()
 
 
-def _require_known(settings: Settings, store: FlagStore, job: str) -> None:
-    snapshot = store.snapshot()
-    known = set(known_jobs.known_jobs(store.tables, settings.job_modules)) | snapshot.flipped | snapshot.pinned
-    if job in known:
-        return
-    guesses = known_jobs.closest(job, known)
-    hint = f"did you mean {', '.join(guesses)}? " if guesses else ""
-    raise BadInput(f"unknown job {job!r}: not in job_modules and never routed; {hint}"
-                   "tick force to flip a job not seen yet")
-
-
-def _gate(settings: Settings, store: FlagStore, action: str, after_of: Callable[[RoutingSnapshot], RoutingSnapshot],
-          job: str | None, force: bool) -> dict[str, Any] | None:
-    """The compat gate exactly as `migrator flip` / `rollout` run it (CheckFailed with its message when refused)."""
-    if os.getcwd() not in sys.path:  # the job functions import from the working directory, as for `rq worker`
-        sys.path.insert(0, os.getcwd())
-    before = store.snapshot()
-    legacy, new = wiring.rq_backend(settings), wiring.postgres_backend(settings)
-    try:
-        return gate.guard(action, legacy, new, before, after_of(before), job, force, routing_router.REFUSED)
-    finally:
-        legacy.close()
-        new.close()
-
-
 def _report(change: Change, job: str | None, settings: Settings) -> str:
-    if change.entry is None:
-        what = f"{job} already routes that way" if job else "the routing is already so"
-        return f"{what}; nothing changed (routing version {change.after.version})"
-    line = history.summarize(change.before, change.after)
-    if job:
-        route = decide(job, change.after)
-        line += f": {job} routes to {route.backend} ({route.reason})"
-    return (f"{line}; recorded as change #{change.entry.id} by {change.entry.actor}; running processes follow "
-            f"within {settings.flag_cache_seconds:g}s")
+    line, recorded = routing_edits.describe(change, job, settings)
+    return f"{line}; {recorded}" if recorded else line
 
 
 def flip(settings: Settings, req: Request) -> str:
     store, job = wiring.flag_store(settings), _job(req)
     if not req.force:
-        _require_known(settings, store, job)
-    detail = _gate(settings, store, f"flip {job}", lambda before: gate.flipped(before, job), job, req.force)
+        routing_edits.require_known(settings, store, job, "tick force")
+    detail = routing_edits.compat_detail(settings, store, f"flip {job}", lambda before: gate.flipped(before, job), job, req.force)
     return _report(store.flip(job, actor(req.by), detail), job, settings)
 
 
 def flip_back(settings: Settings, req: Request) -> str:
     store, job = wiring.flag_store(settings), _job(req)
     if not req.force:
-        _require_known(settings, store, job)
+        routing_edits.require_known(settings, store, job, "tick force")
     return _report(store.pin(job, actor(req.by)), job, settings)
 
 
@@ -117,7 +79,7 @@ def rollout(settings: Settings, req: Request) -> str:
     except ValueError:
         raise BadInput(f"a rollout takes a percentage between 0 and 100 or all, got {req.percent!r}") from None
     action = "rollout --all" if share is None else f"rollout --percent {share:g}"
-    detail = _gate(settings, store, action, lambda before: gate.rolled_out(before, share), None, req.force)
+    detail = routing_edits.compat_detail(settings, store, action, lambda before: gate.rolled_out(before, share), None, req.force)
     by = actor(req.by)
     change = store.rollout_all(by, detail) if share is None else store.rollout_percent(share, by, detail)
     return _report(change, None, settings)
