@@ -257,9 +257,12 @@ def test_sigkilled_transfers_racing_an_rq_worker_lose_nothing_and_run_nothing_tw
             enqueue_round(legacy, rnd)
             before = moved_now(backend)
             proc = spawn_cli("transfer", "--all", "--json", log=tmp_path / "transfer.log", **env)
-            started = time.monotonic()
-            if spans:  # the first round runs whole: how long a transfer takes here sets the kill window
-                time.sleep(rng.uniform(0, max(spans) * 1.2))
+            # The kill window is the moving itself, not the process's start-up (which a faster transfer makes
+            # most of its life): wait until jobs start to move, then kill within the first round's moving span.
+            started = wait_for(lambda: (moved_now(backend) > before or sum(in_transit(legacy, backend)) > 0)
+                               and time.monotonic(), timeout=60, interval=0.002, what="the transfer to move jobs")
+            if spans:  # the first round runs whole: how long its moving takes here sets the kill window
+                time.sleep(rng.uniform(0, max(spans)))
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(timeout=120)
                 partly = moved_now(backend) > before and legacy.queue("default").count > 0
