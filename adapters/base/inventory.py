@@ -120,5 +120,8 @@ class Inventory:
     arrivals: tuple[Arrival, ...] = ()
     # (queue, scheduled jobs) of queues whose scheduled jobs no live scheduler will ever enqueue
     unscheduled: tuple[tuple[str, int], ...] = ()
+    # (queue, seconds until it expires) of queues whose maintenance lock a dead worker left behind (RQ): until
+    # then no worker fails or retries the jobs abandoned there
+    uncleaned: tuple[tuple[str, int], ...] = ()
 
 

@@ -16,7 +16,7 @@ from adapters.base import (BackendName, DuplicateJob, Enqueued, Inventory, Inval
 from adapters.rq_backend import compat
 from adapters.rq_backend import connection as conn_mod
 from adapters.rq_backend import enqueue as opts
-from adapters.rq_backend import inventory, jobinfo, remaining, removal
+from adapters.rq_backend import inventory, jobinfo, maintenance, remaining, removal
 from adapters.rq_backend.connection import reachable
 from adapters.rq_backend.workers import list_workers
 
@@ -215,6 +215,12 @@ class RQBackend:
     def requeue_failed(self, job_id: str) -> bool:
         with reachable(self.url):
             return removal.requeue_failed(self.connection, self.queue, self.job_class, job_id)
+
+    def release_left_locks(self) -> list[maintenance.LeftLock]:
+        """Release the maintenance locks dead workers left behind (see adapters.rq_backend.maintenance), so that
+        RQ's workers clean those queues' abandoned jobs at their next maintenance."""
+        with reachable(self.url):
+            return maintenance.release_left_locks(self.connection, self.queues())
 
     def workers(self, worker_class: type[rq.Worker] = rq.Worker) -> list[WorkerInfo]:
         """Registered RQ workers, each judged alive or dead (RQ keeps a SIGKILLed worker registered for minutes)."""

@@ -13,7 +13,7 @@ from redis import Redis
 
 from adapters.base import (ANY_JOB, MARK_PREFIX, Arrival, BackendName, Inventory, JobState, Place, Remaining, Watch,
                            WorkerInfo)
-from adapters.rq_backend import decode, inventory, workers
+from adapters.rq_backend import decode, inventory, maintenance, workers
 from adapters.rq_backend.holding import held_jobs
 from adapters.rq_backend.inventory import Holder
 
@@ -72,8 +72,10 @@ def take_inventory(src: Source, names: Sequence[str], found: Sequence[WorkerInfo
     waiting = sorted(q for q, n in tally.scheduled.items() if n)
     gaps = _scheduler_gaps(src.connection, waiting) if waiting else []
     rows = tally.rows() + _in_transfer(src, job_name)
+    abandoned = sorted({r.queue for r in rows if r.place is Place.STALE and r.count})
+    left = maintenance.left_locks(src.connection, abandoned) if abandoned else []
     return Inventory(RQ, tuple(rows), tuple(found), per_job, tuple(tally.arrivals),
-                     tuple((q, tally.scheduled[q]) for q in gaps))
+                     tuple((q, tally.scheduled[q]) for q in gaps), tuple((x.queue, x.expires_in) for x in left))
 
 
 def _holders(src: Source, names: Sequence[str]) -> list[Holder]:

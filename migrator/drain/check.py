@@ -36,7 +36,7 @@ def _side(backend: JobBackend, job_name: str | None, queues: Sequence[str], per_
     found = backend.inventory(job_name, queues=queues, per_job=per_job, watch=watch)
     rows = found.rows
     warnings = (_stranded(backend.name, rows, found.workers) + _stale(backend.name, rows)
-                + _no_scheduler(found.unscheduled) + _interrupted(backend.name, rows))
+                + _uncleaned(found.uncleaned) + _no_scheduler(found.unscheduled) + _interrupted(backend.name, rows))
     unexplained, deliberate = split_arrivals(found.arrivals)
     strays = find_strays(unexplained, since, bound) if since is not None and found.per_job else []
     return SideReport(backend.name, rows, found.workers, tuple(warnings), tuple(strays), found.per_job,
@@ -80,6 +80,13 @@ def _stale(backend: BackendName, rows: Sequence[Remaining]) -> list[DrainWarning
             stale[r.queue] += r.count
     return [DrainWarning("stale", backend, q, f"{n} started jobs of queue {q!r} belong to {_STALE_FATE[backend]}")
             for q, n in sorted(stale.items())]
+
+
+def _uncleaned(uncleaned: Sequence[tuple[str, int]]) -> list[DrainWarning]:
+    return [DrainWarning("uncleaned", BackendName.RQ, q, f"queue {q!r}: a dead RQ worker left RQ's maintenance lock "
+                         f"behind, so no RQ worker fails or retries its abandoned jobs for another {s}s; "
+                         "`migrator transfer --from rq --to postgres` releases the lock (RQ's workers then clean "
+                         "the queue at their next maintenance)") for q, s in uncleaned]
 
 
 def _no_scheduler(unscheduled: Sequence[tuple[str, int]]) -> list[DrainWarning]:

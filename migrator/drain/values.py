@@ -17,7 +17,7 @@ __all__ = ["ANY_JOB", "Place", "Remaining", "WorkerInfo", "DONE_PLACES", "NEEDS_
 class DrainWarning:
     """Something that may keep a backend from ever draining by itself, and what to do about it."""
 
-    kind: str  # no-scheduler | stranded | stale | in-transfer
+    kind: str  # no-scheduler | stranded | stale | uncleaned | in-transfer
     backend: BackendName
     queue: str | None
     message: str

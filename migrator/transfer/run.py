@@ -12,11 +12,15 @@ them), land (one MULTI: RQ enqueue plus a marker in a Redis set, skipped for mar
 """
 from __future__ import annotations
 
+import logging
+
 from adapters.pg_backend import transfer as pg_side
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
 from migrator.transfer import to_postgres, to_rq
 from migrator.transfer.values import Direction, Progress, Tally, TransferReport
+
+log = logging.getLogger(__name__)
 
 
 def transfer_pending(legacy: RQBackend, new: PostgresBackend, direction: Direction, job_name: str | None = None,
@@ -27,9 +31,18 @@ def transfer_pending(legacy: RQBackend, new: PostgresBackend, direction: Directi
     if dry_run:  # reads only: no lock, nothing held, nothing moved
         step(legacy, new, tally, job_name, True, progress or _quiet)
     else:
+        _release_left_locks(legacy)
         with pg_side.transfer_lock(new):
             step(legacy, new, tally, job_name, False, progress or _quiet)
     return tally.report(direction, dry_run)
+
+
+def _release_left_locks(legacy: RQBackend) -> None:
+    """Jobs abandoned by dead RQ workers are RQ's to retry or fail (a transfer moves none that started); a
+    maintenance lock a dead worker left behind would keep RQ from doing so for 15 minutes: release it."""
+    for lock in legacy.release_left_locks():
+        log.warning("released RQ's maintenance lock of queue %r, left behind %ss ago by a dead worker: RQ's workers "
+                    "retry or fail its abandoned jobs at their next maintenance", lock.queue, lock.held)
 
 
 def _quiet(done: int, total: int) -> None:

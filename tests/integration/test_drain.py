@@ -18,7 +18,7 @@ from rq.job import Job
 
 from adapters.base import BackendName, JobSpec, JobState, RetryPolicy
 from adapters.pg_backend.backend import PostgresBackend
-from adapters.rq_backend import RQBackend
+from adapters.rq_backend import RQBackend, maintenance
 from adapters.pg_backend.routing_tables import RoutingTables
 from adapters.rq_backend.workers import scheduler_holders
 from migrator.drain import check as drain, strays
@@ -386,3 +386,46 @@ def test_running_job_of_a_dead_migrator_worker_is_stale(backend: PostgresBackend
     assert [(r.job_name, r.place, r.count) for r in dead.pending] == [("tests.jobs.write_pid_then_sleep", Place.STALE, 1)]
     assert not dead.drained
     assert [w.kind for side in dead.sides for w in side.warnings] == ["stranded", "stale"]
+
+
+def test_a_maintenance_lock_left_by_a_dead_worker_is_named_and_a_transfer_releases_it(  # type: ignore[no-untyped-def]
+        rqb: RQBackend, conn: redis.Redis, rq_workers, pg_url: str, redis_url: str) -> None:
+    """An RQ worker that dies mid-maintenance (SIGKILL, or Redis crashing under it) leaves RQ's maintenance lock for
+    15 minutes: no worker retries the jobs abandoned meanwhile. Drain-check names it; a transfer releases it."""
+    key = f"tests:release:{uuid.uuid4()}"
+    job = rq.Queue("work", connection=conn).enqueue("tests.jobs.block_until_released", key, retry=rq.Retry(max=1))
+    worker = rq_workers("work")
+    wait_for(lambda: rqb.raw_counts("work").get(JobState.STARTED), what="the job to start")
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, mid-job: the job is abandoned
+    worker.wait(30)
+    started = rq.registry.StartedJobRegistry("work", connection=conn)
+    # What minutes bring, without waiting them: the abandoned job's last heartbeat is older than RQ's 60 s
+    # allowance, and the lock a dying worker left was taken 130 s ago (RQ's own SET ... NX EX 899).
+    conn.zadd(started.key, {member: 1 for member in conn.zrange(started.key, 0, -1)})
+    conn.set(maintenance.lock_key("work"), 1, ex=maintenance.LOCK_SECONDS - 130)
+    report = drain.check_drain(rqb, None)
+    assert places(report, RQ) == {Place.STALE: 1}
+    [left] = [w for w in report.warnings if w.kind == "uncleaned"]
+    assert left.queue == "work" and "lock" in left.message
+
+    rq_workers("--burst", "work").wait(60)  # RQ's maintenance is kept off by the lock: the job stays abandoned
+    assert places(drain.check_drain(rqb, None), RQ) == {Place.STALE: 1}
+
+    done = run_cli("transfer", "--from", "rq", "--to", "postgres", "--all", REDIS_URL=redis_url, DATABASE_URL=pg_url)
+    assert done.returncode == 0, done.stderr
+    assert "released RQ's maintenance lock of queue 'work'" in done.stderr
+    assert not conn.exists(maintenance.lock_key("work"))
+
+    conn.rpush(key, "go")  # the retried run may go straight through
+    rq_workers("--burst", "work").wait(60)  # maintenance retries the abandoned job (retries left), then runs it
+    assert Job.fetch(job.id, connection=conn).get_status() == "finished"
+    after = drain.check_drain(rqb, None)
+    assert after.drained and places(after, RQ) == {Place.FINISHED: 1}
+
+
+def test_a_fresh_maintenance_lock_is_left_alone(conn: redis.Redis) -> None:
+    """A lock a live worker just took (its cleaning takes under a second) is neither named nor released."""
+    conn.set(maintenance.lock_key("work"), 1, ex=maintenance.LOCK_SECONDS - 5)
+    assert maintenance.left_locks(conn, ["work"]) == []
+    assert maintenance.release_left_locks(conn, ["work"]) == []
+    assert conn.exists(maintenance.lock_key("work"))
