@@ -157,9 +157,12 @@ class Soak:
                                       f"exit {done.returncode}")
                 next_transfer = time.monotonic() + TRANSFER_EVERY
             time.sleep(3)
-        left = [r for r in self._drain_check(chaos).get("remaining", []) if r.get("pending")]
+        last = self._drain_check(chaos)
+        left = [r for r in last.get("remaining", []) if r.get("pending")]
+        warned = [w.get("message") for w in last.get("warnings", [])]
         chaos.say("timeout", f"after {self.args.drain_timeout:g}s: drain-check says "
-                             f"{'drained, yet jobs never ran' if drained else json.dumps(left)[:800]}")
+                             f"{'drained, yet jobs never ran' if drained else json.dumps(left)[:800]}; "
+                             f"warnings: {json.dumps(warned)[:800]}")
         return drained
 
     @staticmethod
