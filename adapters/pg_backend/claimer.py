@@ -4,12 +4,14 @@ to how long jobs take, and a releaser thread that hands the rest back as soon as
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import threading
 import time
 from typing import Any
 
 import psycopg
+from psycopg.types.json import set_json_loads
 
 from adapters.base import BackendError
 from adapters.pg_backend import db
@@ -52,6 +54,20 @@ class ClaimSize:
 
     def reset(self) -> None:
         self.size = 1
+
+
+_EMPTY_JSON: dict[bytes | str, type] = {b"[]": list, b"{}": dict, "[]": list, "{}": dict}
+
+
+def _loads(data: bytes | str) -> Any:
+    empty = _EMPTY_JSON.get(data)
+    return empty() if empty is not None else json.loads(data)
+
+
+def decode_quickly(conn: psycopg.Connection[Any]) -> None:
+    """Read the JSON columns of claimed rows on `conn` with a shortcut for the empty args, kwargs and meta most
+    jobs have: three json.loads a job were a fifth of what a claim cost the worker."""
+    set_json_loads(_loads, conn)
 
 
 def claim(database: db.Database, conn: psycopg.Connection[Any], queues: list[str], limit: int,

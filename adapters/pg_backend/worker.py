@@ -147,6 +147,7 @@ class Worker:
             self._had_conn = True
             if not self.options.sync_commit:
                 self.conn.execute("SET synchronous_commit = off")
+            claimer.decode_quickly(self.conn)
             self.conn.add_notify_handler(self._on_notify)
             self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.db.channel)))
         return self.conn
