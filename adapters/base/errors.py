@@ -15,8 +15,11 @@ class BackendError(Exception):
 class BackendUnavailable(BackendError):
     """The backend's server cannot be reached. The URL is already masked."""
 
-    def __init__(self, backend: str, url: str, detail: str = "") -> None:
+    def __init__(self, backend: str, url: str, detail: str = "", in_doubt: bool = False) -> None:
         self.backend, self.url, self.detail = backend, url, detail
+        # The connection broke after the request was sent: the write may have happened (a commit whose answer
+        # was lost with the server). The router holds a fallback copy of such a job until the backend answers.
+        self.in_doubt = in_doubt
         tail = f" ({detail})" if detail else ""
         super().__init__(f"{backend} is unreachable at {url}{tail}; start it or fix the URL")
 

@@ -18,14 +18,14 @@ from adapters.urls import mask_url as masked
 KEEPALIVE_SETTINGS = {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"}
 
 
-def unavailable(url: str, exc: BaseException) -> BackendError:
+def unavailable(url: str, exc: BaseException, in_doubt: bool = False) -> BackendError:
     """An OperationalError as what it means: a server that cannot be reached, or (SQLSTATE class 40) a
     transaction the server rolled back (a deadlock, a serialization failure), which running again settles."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, psycopg.errors.TransactionRollback):
         return BackendError(f"postgres at {masked(url)} rolled a transaction back ({detail[:200]}); nothing of it "
                             "was kept: run the command again")
-    return BackendUnavailable("postgres", masked(url), detail[:200])
+    return BackendUnavailable("postgres", masked(url), detail[:200], in_doubt=in_doubt)
 
 
 @contextlib.contextmanager
@@ -103,11 +103,13 @@ class Database:
         if conn is not None:
             yield conn
             return
+        sent = False  # past the pool: a statement may have reached the server (and committed) before the break
         try:
             with self.pool.connection() as pooled:
+                sent = True
                 yield pooled
         except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise unavailable(self.url, exc) from exc
+            raise unavailable(self.url, exc, in_doubt=sent) from exc
         except psycopg.errors.UndefinedTable as exc:  # a database nobody migrated: say what to run
             raise SchemaMissing("postgres", masked(self.url), "the job tables") from exc
 

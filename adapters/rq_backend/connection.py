@@ -36,4 +36,7 @@ def reachable(url: str) -> Iterator[None]:
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         text = str(exc).strip()
         detail = text.splitlines()[0] if text else type(exc).__name__
-        raise BackendUnavailable("rq", masked(url), detail[:200]) from exc
+        # redis-py says "Error N connecting to ..." when no connection was made: nothing was sent. Any other
+        # break may have come after Redis wrote (and logged) the command, before its answer arrived.
+        in_doubt = "connecting to" not in detail  # "Error 111 connecting to", "Timeout connecting to server"
+        raise BackendUnavailable("rq", masked(url), detail[:200], in_doubt=in_doubt) from exc

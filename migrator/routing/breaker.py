@@ -25,9 +25,11 @@ PROBE_MAX = 5.0  # the probe backs off to one attempt every this many seconds
 class Breaker:
     """One backend's circuit: closed (try it) or open (fail over at once, a probe thread running)."""
 
-    def __init__(self, backend: BackendName, probe: Callable[[], None]) -> None:
+    def __init__(self, backend: BackendName, probe: Callable[[], None],
+                 on_back: Callable[[], None] | None = None) -> None:
         self.backend = backend
         self._probe = probe  # raises BackendUnavailable while the backend is down
+        self._on_back = on_back  # run by the probe once the backend answers again (settles in-doubt enqueues)
         self._outage: BackendUnavailable | None = None
         self._since = 0.0
         self._lock = threading.Lock()
@@ -44,7 +46,9 @@ class Breaker:
         with self._lock:
             if self._outage is not None or self._stopped.is_set():
                 return
-            self._outage, self._since = exc, time.monotonic()
+            # What later enqueues fail with: nothing of theirs is sent, so nothing of theirs is in doubt.
+            self._outage = BackendUnavailable(exc.backend, exc.url, exc.detail) if exc.in_doubt else exc
+            self._since = time.monotonic()
             self._thread = threading.Thread(target=self._run_probe, name=f"migrator-probe-{self.backend}",
                                             daemon=True)
             self._thread.start()
@@ -70,6 +74,11 @@ class Breaker:
                 down_for = time.monotonic() - self._since
                 self._outage, self._thread = None, None
             log.warning("%s is reachable again after %.1fs; enqueues go to it again", self.backend, down_for)
+            if self._on_back is not None:
+                try:
+                    self._on_back()
+                except Exception:  # never let the probe thread die with a traceback nobody reads
+                    log.exception("settling the enqueues in doubt on %s failed", self.backend)
             return
 
     def _after_fork(self) -> None:

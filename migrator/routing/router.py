@@ -4,9 +4,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -14,6 +16,7 @@ from adapters.base import BackendName, BackendUnavailable, Enqueued, JobBackend,
 from migrator.routing.breaker import Breaker
 from migrator.routing.cache import CachedFlags
 from migrator.routing.decide import Route, decide
+from migrator.routing.in_doubt import HOLD_SECONDS, Doubts, held_until
 
 T = TypeVar("T")
 # The app's own database connection while it enqueues inside its transaction (Queue.transaction): jobs routed to the
@@ -41,7 +44,10 @@ class Router:
         self.fallback = fallback  # opt-in: an unreachable chosen backend sends the job to the other one
         self._placed: OrderedDict[str, BackendName] = OrderedDict()  # recent job ids -> backend, for depends_on
         self._placed_lock = threading.Lock()
-        self.breakers = {name: Breaker(name, backend.ping) for name, backend in self.backends.items()
+        self.doubts = Doubts(self.backends)  # fallback copies held until their first backend says if it has them
+        self.hold_seconds = HOLD_SECONDS
+        self.breakers = {name: Breaker(name, backend.ping, partial(self.doubts.settle, name))
+                         for name, backend in self.backends.items()
                          if backend is not None}  # no legacy backend: a router for the new backend alone
 
     def decide(self, job_name: str) -> Route:
@@ -56,6 +62,8 @@ class Router:
             placed = self.backends[route.backend].enqueue(spec, conn=app_conn)
             self._remember(placed)
             return placed
+        if self.fallback and spec.job_id is None:  # one id for both tries: an enqueue in doubt is settled by id
+            spec = replace(spec, job_id=str(uuid.uuid4()))
         try:
             placed = self._enqueue_on(route.backend, spec)
         except BackendUnavailable as exc:
@@ -73,7 +81,8 @@ class Router:
         self.flags.record_seen({s.job_name for s in specs})
         out: list[Enqueued | None] = [None] * len(specs)
         for name, indexes in groups.items():
-            batch = [specs[i] for i in indexes]
+            batch = [specs[i] if specs[i].job_id is not None or not self.fallback
+                     else replace(specs[i], job_id=str(uuid.uuid4())) for i in indexes]
             try:
                 placed = self._guarded(name, lambda: self.backends[name].enqueue_many(batch))
             except BackendUnavailable as exc:
@@ -173,5 +182,13 @@ class Router:
         FALLBACKS[chosen] += 1
         log.debug("%s unreachable; job %s enqueued on %s instead (fallback policy): %s", chosen.value,
                   spec.job_name, other.value, exc)
-        meta = {**spec.meta, FALLBACK_META: {"from": chosen.value, "reason": str(exc)[:200]}}
-        return self._enqueue_on(other, replace(spec, meta=meta))
+        mark: dict[str, Any] = {"from": chosen.value, "reason": str(exc)[:200]}
+        if not exc.in_doubt:
+            return self._enqueue_on(other, replace(spec, meta={**spec.meta, FALLBACK_META: mark}))
+        # `chosen` may have the job after all (its answer was lost): hold this copy until `chosen` answers again.
+        mark["in_doubt"] = True
+        held = replace(spec, meta={**spec.meta, FALLBACK_META: mark},
+                       run_at=held_until(spec.run_at, self.hold_seconds))
+        placed = self._enqueue_on(other, held)
+        self.doubts.hold(chosen, placed.job_id, other)
+        return placed
