@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -15,12 +14,13 @@ from adapters.spec import CALLBACKS, from_enqueue_data
 from adapters.base import (DEFAULT_FAILURE_TTL, DEFAULT_TIMEOUT, BackendName, DuplicateJob, Enqueued, Inventory,
                            InvalidJobOperation, JobInfo, JobRefused, JobSpec, JobState, PendingJob, RetryPolicy,
                            RunStats, StateCount, Watch, WorkerInfo)
+from adapters.pg_backend import bulk
 from adapters.pg_backend import db as pg_db
 from adapters.pg_backend import remaining
 from adapters.pg_backend.db import Database
 from adapters.pg_backend.liveness import LOCK_NAMESPACE
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # run_at of an at_front job: ahead of every other
+EPOCH = bulk.EPOCH  # run_at of an at_front job: ahead of every other
 CALLBACK_TIMEOUT = 60  # seconds, RQ's default for a callback (rq.defaults.CALLBACK_TIMEOUT)
 LIVE_STATES = {"queued": JobState.QUEUED, "deferred": JobState.DEFERRED, "running": JobState.STARTED,
                "finished": JobState.FINISHED, "failed": JobState.FAILED, "canceled": JobState.CANCELED}
@@ -30,26 +30,14 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-def _run_at(spec: JobSpec) -> datetime | None:
-    if spec.at_front:
-        return EPOCH
-    if spec.run_at is not None and spec.run_at.tzinfo is None:
-        raise JobRefused("run_at must be timezone-aware (use datetime.now(timezone.utc) or enqueue_in)")
-    return spec.run_at
+_run_at = bulk.run_at
+_callbacks = bulk.callbacks_json
 
 
 def _atomic(conn: psycopg.Connection[Any]) -> contextlib.AbstractContextManager[Any]:
     """A transaction of our own on an autocommit connection; inside the app's transaction, nothing (psycopg's
     transaction() would COMMIT an app connection that was idle, breaking transactional enqueue)."""
     return conn.transaction() if conn.autocommit else contextlib.nullcontext()
-
-
-def _bulk_row(spec: JobSpec) -> tuple[Any, ...]:
-    """One job as a row of the staging table (copy_bulk's column order)."""
-    p = row_params(spec)
-    return (p["id"], p["queue"], p["func"], p["args"], p["kwargs"], p["meta"], p["description"], p["priority"],
-            p["run_at"], p["timeout_s"], p["result_ttl"], p["ttl"], p["failure_ttl"], p["retry_max"],
-            p["retry_intervals"], p["callbacks"])
 
 
 def row_params(spec: JobSpec) -> dict[str, Any]:
@@ -65,13 +53,6 @@ def row_params(spec: JobSpec) -> dict[str, Any]:
         "retry_intervals": list(spec.retry.intervals) if spec.retry else [],
         "callbacks": _callbacks(spec),
     }
-
-
-def _callbacks(spec: JobSpec) -> str | None:
-    """The callbacks column: import path and timeout of each callback the job carries (NULL: none)."""
-    found = {name: {"func": getattr(spec, name), "timeout": spec.callback_timeouts.get(name)}
-             for name in CALLBACKS if getattr(spec, name)}
-    return json.dumps(found) if found else None
 
 
 def callback_fields(callbacks: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -135,18 +116,11 @@ class PostgresBackend:
         specs = [s if isinstance(s, JobSpec) else from_enqueue_data(s, queue) for s in specs]
         if any(s.depends_on or s.unique for s in specs):
             return [self.enqueue(s, conn) for s in specs]
-        ids: list[str] = []
-        if specs:
-            # COPY into a session-local staging table, then one INSERT .. SELECT .. ON CONFLICT DO NOTHING, all in
-            # one transaction: either every job is enqueued or none (a savepoint inside the app's transaction).
-            with self.db.connection(conn) as c, _atomic(c):
-                c.execute(self.db.queries["create_bulk_table"])
-                with c.cursor() as cur, cur.copy(self.db.queries["copy_bulk"]) as copy:
-                    for one in specs:
-                        row = _bulk_row(one)
-                        ids.append(row[0])
-                        copy.write_row(row)
-                c.execute(self.db.queries["insert_bulk"], prepare=True)
+        if not specs:
+            return []
+        # One COPY in one transaction (bulk.py): either every job is enqueued, durably once this returns, or none.
+        with self.db.connection(conn) as c, _atomic(c):
+            ids = bulk.write(self.db, c, specs)
         return [Enqueued(self.name, job_id, s.queue, s.job_name) for job_id, s in zip(ids, specs)]
 
     def refusal(self, spec: JobSpec) -> str | None:
