@@ -321,9 +321,13 @@ def test_sigkilled_transfers_to_rq_racing_a_migrator_worker_lose_nothing_and_run
                                   for i in range(PG_PER_ROUND)])
             proc = spawn_cli("transfer", "--all", "--from", "postgres", "--to", "rq", "--json",
                              log=tmp_path / "transfer.log", **env)
-            started = time.monotonic()
+            # As above: the kill window is the moving, not the start-up; moving has begun once jobs are in transit
+            # or in RQ (the process may also have finished first: then its whole life was the window).
+            started = wait_for(lambda: (sum(in_transit(legacy, backend)) > 0 or legacy.queue("default").count > 0
+                                        or proc.poll() is not None) and time.monotonic(),
+                               timeout=60, interval=0.002, what="the transfer to move jobs")
             if spans:
-                time.sleep(rng.uniform(0, max(spans) * 1.2))
+                time.sleep(rng.uniform(0, max(spans)))
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(timeout=120)
                 queued_pg = sum(c.count for c in backend.counts() if c.state is JobState.QUEUED)
