@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from redis import Redis
 
 LOCK_SECONDS = 899  # rq.Queue.acquire_maintenance_lock: SET NX EX 899 (RQ 2 and 3)
-LEFT_AFTER = 120  # seconds a maintenance lock must have been held to be called left behind (a cleaning takes < 1 s)
+LEFT_AFTER = 60  # seconds a maintenance lock must have been held to be called left behind (a cleaning takes < 1 s)
 
 # Delete the lock only if it is (still) older than LEFT_AFTER: a worker that took it afresh since keeps it.
 _RELEASE = """
