@@ -94,13 +94,18 @@ class Held:
         self._lock = threading.Lock()
         self._jobs: collections.deque[Claimed] = collections.deque()
         self._running_since: float | None = None
+        self.held_since = time.monotonic()  # when the newest held jobs were claimed
         self.armed = threading.Event()  # set while jobs wait behind a running one: the releaser watches
 
     def hold(self, jobs: list[Claimed]) -> None:
         with self._lock:
             self._jobs.extend(jobs)
-            if len(self._jobs) > 1:
+            self.held_since = time.monotonic()
+            if len(self._jobs) > 1 or (self._jobs and self._running_since is not None):
                 self.armed.set()
+
+    def __len__(self) -> int:
+        return len(self._jobs)
 
     def start_next(self) -> Claimed | None:
         """The next job to run, marked running now; None when the batch is done (or was taken back)."""
@@ -142,16 +147,29 @@ class Held:
 class Releaser:
     """A thread with its own session that releases the held jobs of a batch whose running job has run `slow`
     seconds, while that job runs: the main thread cannot, it is inside the job. Without it a 4 s job would hold
-    the rest of its batch for 4 s while sibling processes idle."""
+    the rest of its batch for 4 s while sibling processes idle.
 
-    def __init__(self, database: db.Database, held: Held, worker_id: int | None, slow: float) -> None:
+    It also claims ahead, when the main thread asks (jobs are fast and its batch is running out): the next batch
+    is claimed on this session while the main thread runs the end of the current one, so Postgres's work on the
+    claim overlaps the jobs instead of following them. Those jobs go into `held` like any other, so a slow job
+    among them or before them hands them back the same way."""
+
+    def __init__(self, database: db.Database, held: Held, worker_id: int | None, slow: float,
+                 queues: list[str] | None = None, sync_commit: bool = True) -> None:
         self.db = database
         self.held = held
         self.worker_id = worker_id
         self.slow = slow
+        self.queues = queues or []
+        self.sync_commit = sync_commit  # off as on the worker's own session: see WorkerOptions.sync_commit
         self.poll = max(slow / 2, 0.005)  # a held job waits at most slow + poll behind a slow one
         self._conn: psycopg.Connection[Any] | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._ahead = 0  # jobs the main thread asked to claim ahead
+        self.claimed = threading.Event()  # no claim ahead asked or in flight
+        self.claimed.set()
+        self.claim_lost = False  # a claim ahead broke with its connection: it may have claimed rows unseen
         self._thread = threading.Thread(target=self._run, name="migrator-releaser", daemon=True)
 
     def start(self) -> Releaser:
@@ -160,24 +178,66 @@ class Releaser:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self.held.armed.set()  # wake it
         self._thread.join(5)
         db.close_quietly(self._conn)
         self._conn = None
 
+    def claim_ahead(self, limit: int) -> None:
+        """Ask for the next `limit` jobs to be claimed into `held` (the main thread; one claim at a time)."""
+        self.claimed.clear()
+        self._ahead = limit
+        self._wake.set()
+        self.held.armed.set()
+
+    def ready(self) -> bool:
+        """Whether it can take a claim ahead now (none in flight, the thread alive)."""
+        return self.claimed.is_set() and self._thread.is_alive()
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until no claim ahead is in flight: its jobs, if any, are in `held` then."""
+        if not self.claimed.wait(timeout):
+            log.warning("a claim ahead is still in flight after %.0fs", timeout)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            if not self.held.armed.wait(1.0) or self._stop.wait(self.poll):
+            if not self.held.armed.wait(1.0):
+                continue
+            if self._ahead:
+                self._claim_ahead()
+                continue
+            if self._wake.wait(self.poll):  # woken early: asked to claim ahead, or to stop
+                self._wake.clear()
                 continue
             jobs = self.held.take_if_stuck(self.slow)
             if jobs:
                 self._release(jobs)
 
+    def _claim_ahead(self) -> None:
+        limit, self._ahead = self._ahead, 0
+        self._wake.clear()
+        try:
+            self.held.hold(claim(self.db, self._connection(), self.queues, limit, self.worker_id))
+        except (psycopg.Error, BackendError) as exc:
+            log.warning("could not claim ahead (%s); the worker claims for itself", exc)
+            db.close_quietly(self._conn)
+            self._conn = None
+            self.claim_lost = True  # its claim may have committed with the reply lost: the worker settles that
+        finally:
+            self.claimed.set()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = db.connect(self.db.url, application_name=f"migrator-releaser-{self.worker_id}")
+            if not self.sync_commit:
+                self._conn.execute("SET synchronous_commit = off")
+            decode_quickly(self._conn)
+        return self._conn
+
     def _release(self, jobs: list[Claimed]) -> None:
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = db.connect(self.db.url, application_name=f"migrator-releaser-{self.worker_id}")
-            release(self.db, self._conn, jobs, self.worker_id)
+            release(self.db, self._connection(), jobs, self.worker_id)
             log.debug("handed %s unstarted jobs back: the running job is slow", len(jobs))
         except (psycopg.Error, BackendError) as exc:
             log.warning("could not hand back %s unstarted jobs (%s); the worker will", len(jobs), exc)

@@ -76,6 +76,7 @@ class Outcome:
     delay: float = 0.0
     expired: bool = False
     exception: BaseException | None = None  # the job's own, for the worker's log record (never stored)
+    deletes: bool = False  # a success whose row goes at once (result_ttl 0)
 
 
 _functions: dict[str, Callable[..., Any]] = {}
@@ -157,7 +158,7 @@ def perform(job: Claimed, missing_function_attempts: int, handlers: Sequence[hoo
         lost = ResultNotStored(f"the job ran but its result cannot be stored by the new backend: {exc}; return "
                                "JSON types, datetime, Decimal, UUID, bytes, tuple or set (or store it yourself)")
         return _failed(job, lost, False, "")
-    return Outcome(job.id, ok=True, result=encoded)
+    return Outcome(job.id, ok=True, result=encoded, deletes=job.result_ttl == 0)
 
 
 def _failed(job: Claimed, exc: BaseException, retry: bool, tb: str) -> Outcome:

@@ -88,7 +88,8 @@ class Worker:
         self._install_signals()
         worker_id = self.liveness.start()
         log.info("worker %s serving queues %s", worker_id, ",".join(self.queues))
-        self.releaser = claimer.Releaser(self.db, self.held, worker_id, self.options.slow_job_seconds).start()
+        self.releaser = claimer.Releaser(self.db, self.held, worker_id, self.options.slow_job_seconds,
+                                         self.queues, self.options.sync_commit).start()
         current_job.serve(self.db.url, self.db.schema)  # where get_current_job().save_meta() writes
         hooks.run_setup(self.options.setup)  # before any job, and before the handlers import the app's code
         self.handlers = hooks.load_handlers(self.options.exception_handlers)
@@ -121,8 +122,8 @@ class Worker:
         """One turn of the loop; False when a burst worker is done."""
         conn = self._connection()
         self._flush()
-        self._release(conn, self.held.take_all())  # left held by a connection lost mid-batch
-        if self._reconnected:
+        self._release(conn, self._take_held())  # left held by a connection lost mid-batch
+        if self._reconnected or (self.releaser and self.releaser.claim_lost):
             self._requeue_own(conn)
         now = time.monotonic()
         if now >= self._next_housekeeping:
@@ -167,16 +168,20 @@ class Worker:
         # Pipeline mode sends outcomes without waiting for the reply, so the next job starts at once; sent
         # outcomes are kept until the pipeline syncs at the end of the batch, and re-sent if the connection broke.
         # The unstarted jobs wait in self.held, where the releaser thread can take them back while a slow job runs.
-        claimed_at = time.monotonic()
+        # While jobs are fast, the next batch is claimed ahead by the releaser thread (_claim_ahead) and this loop
+        # goes on into it: the outcomes so far commit first, as at the end of a batch.
         self.held.hold(jobs)
         started_any = False
-        with conn.pipeline():
+        with conn.pipeline() as pipeline:
             while True:
-                if self.stopping or (started_any and time.monotonic() - claimed_at > self.options.hold_seconds):
-                    self._release(conn, self.held.take_all())
+                if self.stopping or (started_any and time.monotonic() - self.held.held_since > self.options.hold_seconds):
+                    self._release(conn, self._take_held())
                     break
                 if (job := self.held.start_next()) is None:
-                    break
+                    if self.releaser is None or self.releaser.claimed.is_set():
+                        break
+                    self.releaser.settle()  # a claim ahead in flight: its jobs (if any) continue this loop
+                    continue
                 started = time.monotonic()
                 started_any = True
                 self._in_job = True
@@ -184,7 +189,7 @@ class Worker:
                     outcome = executor.perform(job, self.options.missing_function_attempts, self.handlers)
                 except JobInterrupted:
                     self._in_job = False  # before the release: a third signal must not interrupt it
-                    self._release(conn, [job, *self.held.take_all()])
+                    self._release(conn, [job, *self._take_held()])
                     break
                 finally:
                     self._in_job = False
@@ -192,12 +197,37 @@ class Worker:
                 self._record(outcome)
                 now = time.monotonic()
                 if self.claim_size.observe(now - started):
-                    self._release(conn, self.held.take_all())
+                    self._release(conn, self._take_held())
                 if now - started >= self.options.flush_after_job or now - self._last_send >= self.options.flush_every:
                     self._send(conn)
+                if self._may_claim_ahead():
+                    self._claim_ahead(conn, pipeline)
             self._send(conn)
         self._sent.clear()  # the pipeline synced: every outcome sent above is written
         self.claim_size.grow()
+
+    def _may_claim_ahead(self) -> bool:
+        """Fast jobs (a claim of more than one), less than a claim's worth held and none in flight, nothing due
+        between batches: then at most two batches are held at a time."""
+        return (self.releaser is not None and self.releaser.ready() and self.claim_size.size > 1
+                and len(self.held) < self.claim_size.size and not self.stopping and not self._reconnected
+                and time.monotonic() < self._next_housekeeping)
+
+    def _claim_ahead(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline) -> None:
+        """End the batch early: send its outcomes and commit them (one round trip, which the end of the batch would
+        have cost), then have the releaser claim the next batch into `held` while the rest of this one runs."""
+        assert self.releaser is not None
+        self._send(conn)
+        pipeline.sync()
+        self._sent.clear()
+        self.claim_size.grow()
+        self.releaser.claim_ahead(self.claim_size.size)
+
+    def _take_held(self) -> list[Claimed]:
+        """Every claimed job not started yet, a claim ahead in flight included."""
+        if self.releaser is not None:
+            self.releaser.settle()
+        return self.held.take_all()
 
     def _record(self, outcome: Outcome) -> None:
         self.processed += 1
@@ -239,6 +269,7 @@ class Worker:
         if ok:
             conn.execute(self.db.queries["finish_jobs"],
                          {"ids": [o.job_id for o in ok], "results": [o.result for o in ok],
+                          "deleted": [o.job_id for o in ok if o.deletes],
                           "worker_id": self.liveness.worker_id, "default_result_ttl": DEFAULT_RESULT_TTL},
                          prepare=True)
         for o in outcomes:
@@ -255,6 +286,8 @@ class Worker:
             log.warning("worker %s requeued %d of its jobs left running across a reconnect", self.liveness.worker_id,
                         len(back))
         self._reconnected = False
+        if self.releaser is not None:
+            self.releaser.claim_lost = False
 
     def _write_failure(self, conn: psycopg.Connection[Any], o: Outcome) -> None:
         if o.expired:

@@ -23,7 +23,7 @@ PARAMS: dict[str, dict[str, dict]] = {
         "copy_jobs": {}, "copy_jobs_at": {}, "notify_queues": {"queues": ["default"], "first": [None]},
         "lock_parents": {"ids": ["q1"]},
         "claim_jobs": {"queues": ["default"], "limit": 10, "worker_id": 1},
-        "finish_jobs": {"ids": ["q1"], "results": ["1"], "worker_id": 1, "default_result_ttl": 500},
+        "finish_jobs": {"ids": ["q1"], "results": ["1"], "deleted": [], "worker_id": 1, "default_result_ttl": 500},
         "release_dependents": {"ids": None},
         "fail_job": {"id": "q2", "worker_id": 1, "retry": True, "delay": 1.5, "error_type": "E", "error_message": "m",
                      "traceback": None, "default_failure_ttl": 60},

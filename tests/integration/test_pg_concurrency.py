@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 
 from adapters.base import JobSpec, JobState
+from adapters.pg_backend import claimer, db
 from tests.support import run_cli, spawn_cli, stop_processes, wait_for
 
 
@@ -59,3 +60,28 @@ def test_a_slow_job_hands_the_rest_of_its_batch_to_another_worker(backend, pg_ur
         stop_processes([busy])
     info = backend.fetch_job("slow")
     assert (info.state, info.attempts) == (JobState.QUEUED, 0)
+
+
+def test_a_claim_ahead_is_held_like_a_batch_and_handed_back_behind_a_slow_job(backend, pg_url):
+    # The releaser claims the next batch while the main thread runs the current one; those jobs wait in `held`,
+    # so a running job that turns out slow hands them back like any others (no timing: states are observed).
+    backend.enqueue_many([JobSpec("tests.jobs.noop", job_id=f"j{i}") for i in range(10)])
+    database = db.Database(pg_url, pool_size=1)
+    held = claimer.Held()
+    releaser = claimer.Releaser(database, held, 4242, slow=0.05, queues=["default"], sync_commit=False).start()
+    try:
+        releaser.claim_ahead(4)
+        releaser.settle()
+        assert releaser.ready() and len(held) == 4 and not releaser.claim_lost
+        assert states(pg_url) == {"running": 4, "queued": 6}
+        first = held.start_next()  # "runs" until the releaser judges it slow and hands the other three back
+        wait_for(lambda: states(pg_url) == {"running": 1, "queued": 9}, timeout=30, what="the held three back")
+        assert held.start_next() is None
+        with psycopg.connect(pg_url) as conn:
+            row = conn.execute("SELECT id, worker_id, attempts FROM migrator_jobs WHERE state = 'running'").fetchone()
+        assert first is not None and row == (first.id, 4242, 1)
+        back = backend.fetch_job("j9" if first.id != "j9" else "j8")
+        assert back is not None and back.attempts == 0
+    finally:
+        releaser.stop()
+        database.close()

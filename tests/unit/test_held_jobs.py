@@ -50,3 +50,13 @@ def test_jobs_the_releaser_could_not_release_come_back_first_in_order():
     taken = held.take_if_stuck(0.0)
     held.give_back(taken)
     assert held.take_all() == [job(2), job(3), job(4)]
+
+
+def test_jobs_claimed_ahead_while_one_runs_are_watched_and_keep_their_order():
+    held = Held()
+    held.hold([job(1)])
+    assert not held.armed.is_set()  # one job, nothing behind it
+    assert held.start_next() == job(1)
+    held.hold([job(2)])  # claimed ahead while job 1 runs: it waits behind a running job
+    assert held.armed.is_set() and len(held) == 1
+    assert held.take_if_stuck(0.0) == [job(2)]

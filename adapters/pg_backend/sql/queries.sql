@@ -84,14 +84,16 @@ RETURNING j.id, j.queue, j.func, j.args, j.kwargs, j.meta, j.timeout_s, j.attemp
           j.retry_intervals, j.enqueued_at, j.ttl, j.priority, j.run_at, j.result_ttl, j.callbacks, j.description,
           j.failure_ttl;
 
--- finish_jobs: record successes; result_ttl 0 deletes the row at once; dependents whose other parents are
--- all finished are queued in the same statement (two parents finishing at the same instant are caught by
--- housekeeping's release_dependents)
+-- finish_jobs: record successes; result_ttl 0 deletes the row at once (the worker names those jobs in `deleted`,
+-- as it claimed them: looking for them among all its running rows cost each statement a scan of them); dependents
+-- whose other parents are all finished are queued in the same statement (two parents finishing at the same instant
+-- are caught by housekeeping's release_dependents)
 WITH done AS (
     SELECT d.id, d.result FROM unnest(%(ids)s::text[], %(results)s::jsonb[]) AS d(id, result)
 ), gone AS (
-    DELETE FROM {jobs} j USING done
-    WHERE j.id = done.id AND j.state = 'running' AND j.worker_id = %(worker_id)s AND j.result_ttl = 0
+    DELETE FROM {jobs} j
+    WHERE cardinality(%(deleted)s::text[]) > 0 AND j.id = ANY(%(deleted)s::text[])
+      AND j.state = 'running' AND j.worker_id = %(worker_id)s AND j.result_ttl = 0
     RETURNING j.id
 ), kept AS (
     UPDATE {jobs} j
@@ -99,7 +101,9 @@ WITH done AS (
         expires_at = CASE WHEN j.result_ttl < 0 THEN NULL
                           ELSE now() + make_interval(secs => coalesce(j.result_ttl, %(default_result_ttl)s)) END
     FROM done
-    WHERE j.id = done.id AND j.state = 'running' AND j.worker_id = %(worker_id)s
+    -- `(...) IS TRUE`, the same test, keeps the planner off the partial index of running jobs: it would read every
+    -- running row of this worker (up to two batches) for each statement instead of the few it finishes by id
+    WHERE j.id = done.id AND (j.state = 'running') IS TRUE AND j.worker_id = %(worker_id)s
       AND j.result_ttl IS DISTINCT FROM 0
     RETURNING j.id
 ), released AS (
