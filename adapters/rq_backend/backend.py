@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import rq
@@ -27,13 +27,16 @@ class RQBackend:
     name = BackendName.RQ
 
     def __init__(self, redis: str | Redis, serializer: Any = None, queue_class: type[rq.Queue] | None = None,
-                 job_class: type[Job] | None = None) -> None:
+                 job_class: type[Job] | None = None, trusted_pickles: Callable[[str], bool] | None = None) -> None:
         self.connection = conn_mod.connect(redis) if isinstance(redis, str) else redis
         self.url = redis if isinstance(redis, str) else conn_mod.describe(redis)
         self.serializer = resolve_serializer(serializer)
         self.queue_class = queue_class or rq.Queue
         self.job_class = job_class or Job
         self._queues: dict[str, rq.Queue] = {}
+        # Reading RQ's payloads never runs code (decode, safe_pickle) except for the job names this names: the app's
+        # pickle_payloads, whose arguments a transfer carries pickled to the new backend.
+        self.trusted_pickles = trusted_pickles
 
     def queue(self, name: str) -> rq.Queue:
         """The rq.Queue of that name, built once: building one resolves the serializer, which costs more than
@@ -153,7 +156,8 @@ class RQBackend:
     def iter_pending(self, queue: str | None = None, job_name: str | None = None) -> Iterator[PendingJob]:
         with reachable(self.url):
             holders = self._holders(queue)
-            yield from inventory.pending(self.connection, holders, self.job_class, self.serializer, job_name, queue)
+            yield from inventory.pending(self.connection, holders, self.job_class, self.serializer, job_name, queue,
+                                         self.trusted_pickles)
 
     def fetch_job(self, job_id: str) -> JobInfo | None:
         with reachable(self.url):

@@ -18,7 +18,8 @@ HOLDING = "migrator:transfer:holding"  # job id -> where it was claimed from (JS
 LANDED = "migrator:transfer:landed"  # ids enqueued into RQ by a transfer whose Postgres side is not cleaned up
 
 
-def held_jobs(connection: Redis, job_class: type[rq.job.Job], serializer: Any) -> list[PendingJob]:
+def held_jobs(connection: Redis, job_class: type[rq.job.Job], serializer: Any,
+              trust: decode.Trust | None = None) -> list[PendingJob]:
     """Jobs an interrupted transfer claimed out of RQ and did not finish, as their hashes are now."""
     records = connection.hgetall(HOLDING)
     with connection.pipeline(transaction=False) as pipe:
@@ -31,5 +32,5 @@ def held_jobs(connection: Redis, job_class: type[rq.job.Job], serializer: Any) -
         state = JobState(where["state"])
         score = float(where["score"]) if where.get("score") else None
         run_at = datetime.fromtimestamp(score, timezone.utc) if state is JobState.SCHEDULED and score else None
-        found.append(decode.pending_job(decode.text(job_id) or "", "", state, raw, serializer, run_at))
+        found.append(decode.pending_job(decode.text(job_id) or "", "", state, raw, serializer, run_at, trust))
     return found

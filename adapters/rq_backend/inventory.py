@@ -165,15 +165,16 @@ def _as_counts(tally: Counter[tuple[str, str, JobState]]) -> list[StateCount]:
 
 
 def pending(connection: Redis, holders: Iterable[Holder], job_class: type[rq.job.Job], serializer: Any,
-            job_name: str | None, queue: str | None) -> Iterator[PendingJob]:
-    """Every not-finished job of the holders, decoded (never run, never imported)."""
+            job_name: str | None, queue: str | None, trust: decode.Trust | None = None) -> Iterator[PendingJob]:
+    """Every not-finished job of the holders, decoded (never run, never imported, but for the pickles of the job
+    names `trust` accepts: pickle_payloads, see decode.decode_call)."""
     for holder in holders:
         if holder.state not in PENDING_STATES:
             continue
         for page, hashes in scan(connection, holder, job_class, decode.PENDING_FIELDS):
             for (job_id, score), raw in zip(page, hashes):
                 run_at = _run_at(holder, score)
-                job = decode.pending_job(job_id, holder.queue, holder.state, raw, serializer, run_at)
+                job = decode.pending_job(job_id, holder.queue, holder.state, raw, serializer, run_at, trust)
                 if (job_name is None or job.spec.job_name == job_name) and (queue is None or job.spec.queue == queue):
                     yield job
 
