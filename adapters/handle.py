@@ -27,23 +27,25 @@ class BackendJob(RQJob):
     """A job of `backend` with rq.job.Job's attributes and methods. Deliberately skips RQJob.__init__ (it requires
     a Redis connection): the attributes RQ's own properties read are set in _load."""
 
+    # What RQ's own properties read and this backend never has, as class attributes: one handle is made per enqueue,
+    # and each attribute set in __init__ cost every enqueue its time (an instance assignment still overrides one).
+    connection = None  # type: ignore[assignment]  # no Redis: RQ code that needs one is not reached
+    _success_callback = _failure_callback = _stopped_callback = None  # type: ignore[assignment]
+    _data = b""
+    _instance = None
+    redis_server_version = None
+    last_heartbeat = None
+    allow_dependency_failures = None
+    group_id = None
+    enqueue_at_front_on_retry = False
+    repeats_left = None
+    repeat_intervals = None
+    number_of_retries = None
+
     def __init__(self, backend: JobBackend, spec: JobSpec, info: JobInfo | None = None) -> None:
         self._backend = backend
         self.backend: BackendName = backend.name
-        self.connection = None  # type: ignore[assignment]  # no Redis: RQ code that needs one is not reached
-        self._success_callback = self._failure_callback = self._stopped_callback = None  # type: ignore[assignment]
-        self._data = b""
-        self._instance = None
         self.webhooks = []
-        self.redis_server_version = None
-        self.last_heartbeat = None
-        self.allow_dependency_failures = None
-        self.group_id = None
-        self.enqueue_at_front_on_retry = False
-        self.repeats_left = None
-        self.repeat_intervals = None
-        self.number_of_retries = None
-        self._cached_result = None
         self._load(spec, info)
 
     def _load(self, spec: JobSpec, info: JobInfo | None) -> None:
@@ -72,6 +74,14 @@ class BackendJob(RQJob):
         self.ended_at = info.finished_at if info else None
         self.worker_name = info.worker if info else None
         self._cached_result = None
+
+    @classmethod
+    def enqueued(cls, backend: JobBackend, spec: JobSpec, job_id: str, queue: str, timeout: int) -> "BackendJob":
+        """What an enqueue hands back: `spec` under the id, queue and timeout its row holds (set here, not through a
+        copy of the spec: dataclasses.replace cost more than the rest of the handle, on every enqueue)."""
+        job = cls(backend, spec)
+        job._id, job.origin, job.timeout = job_id, queue, timeout
+        return job
 
     @classmethod
     def from_info(cls, backend: JobBackend, info: JobInfo) -> "BackendJob":

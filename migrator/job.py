@@ -4,7 +4,6 @@ run by an RQ worker and by `migrator worker` alike."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 import rq
@@ -60,8 +59,7 @@ def handle(router: routing_router.Router, placed: Enqueued, spec: JobSpec) -> rq
         setattr(placed.native, "backend", BackendName.RQ)
         return placed.native  # type: ignore[no-any-return]
     timeout = spec.timeout if spec.timeout is not None else DEFAULT_TIMEOUT  # what the row holds, as RQ's Job says
-    return Job(router.backends[placed.backend], replace(spec, job_id=placed.job_id, queue=placed.queue,
-                                                        timeout=timeout))
+    return Job.enqueued(router.backends[placed.backend], spec, placed.job_id, placed.queue, timeout)
 
 
 def backend_of(job: rq.job.Job) -> BackendName:
