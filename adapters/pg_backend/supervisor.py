@@ -4,6 +4,7 @@ and, unless in burst mode, replaces a worker process that died (its jobs are rec
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -13,15 +14,37 @@ from typing import Any
 from adapters.pg_backend.worker import Worker, WorkerOptions
 
 log = logging.getLogger("migrator.worker")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _child(url: str, options: WorkerOptions, schema: str) -> int:
+def _child(url: str, options: WorkerOptions, schema: str, supervised: bool = False) -> int:
     try:
-        Worker(url, options, schema).run()
+        worker = Worker(url, options, schema)
+        if supervised:  # the supervisor died (_stop_with): no new jobs, the running one runs to its end
+            def orphaned(signum: int, frame: Any) -> None:
+                if not worker.stopping:
+                    log.warning("the supervisor is gone: stopping once the running job (if any) ends")
+                worker.stop()
+            signal.signal(signal.SIGHUP, orphaned)
+        worker.run()
         return 0
     except Exception:
         log.exception("worker process failed")
         return 1
+
+
+def _stop_with(parent: int) -> None:
+    """A worker process must not run on unsupervised when its supervisor is SIGKILLed (the OOM killer, a lost
+    container's init): Linux sends it SIGHUP then (once per thread: hence not SIGTERM, whose second coming means
+    "stop now"), and the worker stops taking jobs, its running one run to its end. Elsewhere nothing changes: its
+    orphans run on until stopped."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGHUP)
+    except (OSError, AttributeError):  # no prctl here (not Linux)
+        return
+    if os.getppid() != parent:  # the supervisor died before the death signal was set: no job taken yet
+        os._exit(0)
 
 
 def run_workers(url: str, options: WorkerOptions, concurrency: int = 1, schema: str = "public") -> int:
@@ -32,11 +55,13 @@ def run_workers(url: str, options: WorkerOptions, concurrency: int = 1, schema: 
     stopping = False
 
     def spawn() -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os._exit(_child(url, options, schema))
+            _stop_with(parent)
+            os._exit(_child(url, options, schema, supervised=True))
         children[pid] = int(time.monotonic())
 
     def forward(signum: int, frame: Any) -> None:

@@ -117,6 +117,30 @@ def alive_pids(backend: PostgresBackend) -> set[int]:
     return {w.pid for w in backend.workers() if w.alive}
 
 
+def test_worker_processes_stop_when_their_supervisor_is_sigkilled(backend, pg_url, tmp_path):
+    """The OOM killer takes the supervisor: its worker processes do not run on unsupervised; each stops as on
+    a graceful stop (the one mid-job finishes it first)."""
+    pid_file = tmp_path / "pids"
+    backend.enqueue(JobSpec("tests.jobs.write_pid_then_sleep", (str(pid_file), 2.0), job_id="mid-job"))
+    supervisor = spawn_cli("worker", "--concurrency", "2", DATABASE_URL=pg_url)
+    children = wait_for(lambda: len(alive_pids(backend)) == 2 and pids_in(pid_file) and alive_pids(backend),
+                        what="two worker processes, one running the job")
+    supervisor.send_signal(signal.SIGKILL)
+    supervisor.wait(10)
+    wait_for(lambda: not any(_running(pid) for pid in children), timeout=60, what="the orphaned workers to stop")
+    assert backend.fetch_job("mid-job").state is JobState.FINISHED  # a graceful stop: the job ran to its end
+    assert alive_pids(backend) == set()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie (exited, not yet reaped by init) is not running
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def test_supervisor_replaces_a_worker_process_that_dies(backend, pg_url):
     supervisor = spawn_cli("worker", "--concurrency", "2", "--recovery-grace", "1", DATABASE_URL=pg_url)
     try:
