@@ -35,8 +35,9 @@ def _child(url: str, options: WorkerOptions, schema: str, supervised: bool = Fal
 
 def _stop_with(parent: int) -> None:
     """A worker process must not run on unsupervised when its supervisor is SIGKILLed (the OOM killer, a lost
-    container's init): Linux sends it SIGHUP then (once per thread: hence not SIGTERM, whose second coming means
-    "stop now"), and the worker stops taking jobs, its running one run to its end. Elsewhere nothing changes: its
+    container's init): Linux sends it SIGHUP then (not SIGTERM: the death signal was seen to arrive twice, and a
+    second SIGTERM means "stop now, give the job back"), and the worker stops taking jobs, its running one run to
+    its end. Elsewhere nothing changes: its
     orphans run on until stopped."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
