@@ -52,7 +52,7 @@ class BackendJob(RQJob):
         self._id = spec.job_id
         self._func_name, self._args, self._kwargs = spec.job_name, tuple(spec.args), dict(spec.kwargs)
         self.origin = spec.queue
-        self.description = spec.description or self.get_call_string()
+        self._description = spec.description  # RQ's call string when None: made when first read (see description)
         self.meta = dict(spec.meta)
         self.timeout = spec.timeout
         self.result_ttl, self.ttl, self.failure_ttl = spec.result_ttl, spec.ttl, spec.failure_ttl
@@ -74,6 +74,18 @@ class BackendJob(RQJob):
         self.ended_at = info.finished_at if info else None
         self.worker_name = info.worker if info else None
         self._cached_result = None
+
+    @property
+    def description(self) -> str | None:
+        """The job's description, else RQ's call string (`app.jobs.send(1)`), made when first read: an enqueue makes
+        a handle each time, and most are never read."""
+        if self._description is None:
+            self._description = self.get_call_string()
+        return self._description
+
+    @description.setter
+    def description(self, value: str | None) -> None:
+        self._description = value
 
     @classmethod
     def enqueued(cls, backend: JobBackend, spec: JobSpec, job_id: str, queue: str, timeout: int) -> "BackendJob":
