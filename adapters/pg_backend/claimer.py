@@ -201,11 +201,13 @@ class Releaser:
             log.warning("a claim ahead is still in flight after %.0fs", timeout)
 
     def _run(self) -> None:
+        # A claim asked for is looked for at the top of every turn: take_if_stuck may disarm `held` just after
+        # claim_ahead armed it, and a wait on `armed` alone would then strand the claim (and the main thread).
         while not self._stop.is_set():
-            if not self.held.armed.wait(1.0):
-                continue
             if self._ahead:
                 self._claim_ahead()
+                continue
+            if not self.held.armed.wait(1.0) or self._ahead:
                 continue
             if self._wake.wait(self.poll):  # woken early: asked to claim ahead, or to stop
                 self._wake.clear()

@@ -21,6 +21,9 @@ from adapters.pg_backend.executor import Claimed, Outcome
 
 log = logging.getLogger("migrator.worker")
 RESEND_SECONDS = 10.0  # outcomes sent again after a reconnect: well past what an asynchronous commit can lose
+# Successes per finish_jobs statement: from about 200 ids on, the planner gives up the index of deferred jobs for
+# a scan of the whole table when it looks for their dependents (about 100 ms at 20,000 rows instead of 0.3 ms).
+FINISH_CHUNK = 100
 
 
 class JobInterrupted(BaseException):
@@ -266,10 +269,11 @@ class Worker:
         while self._recent and self._recent[0][0] < now - RESEND_SECONDS:
             self._recent.popleft()
         ok = [o for o in outcomes if o.ok]
-        if ok:
+        for start in range(0, len(ok), FINISH_CHUNK):
+            part = ok[start:start + FINISH_CHUNK]
             conn.execute(self.db.queries["finish_jobs"],
-                         {"ids": [o.job_id for o in ok], "results": [o.result for o in ok],
-                          "deleted": [o.job_id for o in ok if o.deletes],
+                         {"ids": [o.job_id for o in part], "results": [o.result for o in part],
+                          "deleted": [o.job_id for o in part if o.deletes],
                           "worker_id": self.liveness.worker_id, "default_result_ttl": DEFAULT_RESULT_TTL},
                          prepare=True)
         for o in outcomes:
