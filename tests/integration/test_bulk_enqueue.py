@@ -19,6 +19,7 @@ def variety() -> list[JobSpec]:
     later = datetime.now(timezone.utc) + timedelta(hours=1)
     return [
         JobSpec("tests.jobs.add", (1, 2), queue="bulk-a"),
+        JobSpec("tests.jobs.noop", queue="bulk-a"),
         JobSpec("tests.jobs.echo", (AWKWARD, Decimal("1.5"), b"\x00\t", (1, "\\")), {"k": AWKWARD}, queue="bulk-a",
                 meta={"note": AWKWARD}, description=AWKWARD, priority=3, timeout=30, result_ttl=0, ttl=90,
                 failure_ttl=5, retry=RetryPolicy(2, (1, 10))),
@@ -48,7 +49,7 @@ def test_bulk_jobs_read_back_as_enqueued_one_by_one(backend: PostgresBackend):
             b.spec.timeout, b.spec.result_ttl, b.spec.ttl, b.spec.failure_ttl, b.spec.retry, b.spec.priority,
             b.spec.at_front, b.spec.run_at, b.spec.on_success, b.spec.callback_timeouts)
     assert [backend.fetch_job(d.job_id).state for d in done] == [  # type: ignore[union-attr]
-        JobState.QUEUED, JobState.QUEUED, JobState.SCHEDULED, JobState.QUEUED, JobState.SCHEDULED]
+        JobState.QUEUED, JobState.QUEUED, JobState.QUEUED, JobState.SCHEDULED, JobState.QUEUED, JobState.SCHEDULED]
 
 
 def test_bulk_enqueue_wakes_each_queue_with_a_runnable_job_once(backend: PostgresBackend, pg_url: str):

@@ -12,7 +12,8 @@ JOB = {"id": "q1", "queue": "default", "func": "tests.jobs.noop", "args": "[]", 
        "ttl": None, "failure_ttl": None, "retry_max": 0, "retry_intervals": [], "depends_on": [], "allow_failure": False,
        "callbacks": '{"on_success": {"func": "tests.jobs.noop", "timeout": null}}'}
 BULK_ROW = ("q2", "default", "tests.jobs.noop", "[]", "{}", "{}", None, 0, None, 180, None, None, None, 0, [], None)
-COPY_ROWS = {"copy_bulk": BULK_ROW, "copy_jobs": ("q3", *BULK_ROW[1:8], *BULK_ROW[9:]),
+COPY_ROWS = {"copy_bulk": BULK_ROW, "copy_plain_jobs": ("q5", *BULK_ROW[1:5]),
+             "copy_jobs": ("q3", *BULK_ROW[1:8], *BULK_ROW[9:]),
              "copy_jobs_at": ("q4", *BULK_ROW[1:8], "2020-01-01T00:00:00Z", *BULK_ROW[9:])}
 SCHEDULE = {"name": "p1", "func": "tests.jobs.noop", "queue": "default", "args": "[]", "kwargs": "{}", "cron": None,
             "every_s": 60, "timeout_s": None, "repeats_left": 2, "source": "config",
@@ -20,7 +21,7 @@ SCHEDULE = {"name": "p1", "func": "tests.jobs.noop", "queue": "default", "args":
 PARAMS: dict[str, dict[str, dict]] = {
     "queries.sql": {
         "insert_job": JOB, "create_bulk_table": {}, "copy_bulk": {}, "insert_bulk": {},
-        "copy_jobs": {}, "copy_jobs_at": {}, "notify_queues": {"queues": ["default"], "first": [None]},
+        "copy_plain_jobs": {}, "copy_jobs": {}, "copy_jobs_at": {}, "notify_queues": {"queues": ["default"], "first": [None]},
         "lock_parents": {"ids": ["q1"]},
         "claim_jobs": {"queues": ["default"], "limit": 10, "worker_id": 1},
         "finish_jobs": {"ids": ["q1"], "results": ["1"], "deleted": [], "worker_id": 1, "default_result_ttl": 500},
