@@ -6,7 +6,7 @@ will). RQ's own key names come from RQ's classes; only our two keys are spelled 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -26,20 +26,26 @@ from adapters.rq_backend.backend import RQBackend
 SCHEDULER_MARGIN = 10.0
 LAND_ATTEMPTS = 5
 
-# KEYS: source, holding, then per job: hash, dependents set. ARGV: kind, min score (or ''), state, job ids.
-# A job is claimed only if its hash exists (an expired job is not moved), no job waits on it (its dependents
-# would be stranded in RQ), and, from a sorted set, its score is above the minimum (see SCHEDULER_MARGIN).
-# Returns {id, tag, score, hash} per job still there: tag 'held' (claimed), 'waited_on' or 'due' (left).
+# KEYS: source, holding, then per job: hash, dependents set. ARGV: kind, min score (or ''), state, n, then n hash
+# fields to return, then the job ids. A job is claimed only if its hash exists (an expired job is not moved), no
+# job waits on it (its dependents would be stranded in RQ), and, from a sorted set, its score is above the minimum
+# (see SCHEDULER_MARGIN). Returns one flat list, per job still there: id, tag, score, then its n fields; tag 'held'
+# (claimed), 'waited_on' or 'due' (left). Flat, and the holding record built by concatenation: a nested reply and
+# cjson per job cost Redis more than the claim itself.
 CLAIM = """
-local kind, min_score, state = ARGV[1], ARGV[2], ARGV[3]
+local kind, min_score, state, nfields = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local fields, first = {}, 5 + nfields
+for i = 1, nfields do fields[i] = ARGV[4 + i] end
 local floor = nil
 if min_score ~= '' then
   local t = redis.call('TIME')
   floor = tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(min_score)
 end
-local out = {}
-for i = 4, #ARGV do
-  local id, job_key, dep_key = ARGV[i], KEYS[2 * i - 5], KEYS[2 * i - 4]
+local record = '{"key":' .. cjson.encode(KEYS[1]) .. ',"kind":' .. cjson.encode(kind) .. ',"state":' ..
+  cjson.encode(state) .. ',"score":'
+local out, n = {}, 0
+for i = first, #ARGV do
+  local id, job_key, dep_key = ARGV[i], KEYS[2 * (i - first) + 3], KEYS[2 * (i - first) + 4]
   if redis.call('EXISTS', job_key) == 1 then
     local tag, score = 'held', false
     if kind == 'zset' then score = redis.call('ZSCORE', KEYS[1], id) end
@@ -55,15 +61,19 @@ for i = 4, #ARGV do
       redis.call('ZREM', KEYS[1], id)
     end
     if tag == 'held' then
-      redis.call('HSET', KEYS[2], id, cjson.encode({key = KEYS[1], kind = kind, score = score, state = state}))
+      redis.call('HSET', KEYS[2], id, record .. (score and cjson.encode(score) or 'false') .. '}')
     end
     if tag then
-      table.insert(out, {id, tag, score, redis.call('HGETALL', job_key)})
+      out[n + 1], out[n + 2], out[n + 3] = id, tag, score
+      local values = redis.call('HMGET', job_key, unpack(fields))
+      for k = 1, nfields do out[n + 3 + k] = values[k] end
+      n = n + 3 + nfields
     end
   end
 end
 return out
 """
+CLAIM_STEP = 1000  # ids per script: Redis serves other clients between scripts (a few ms each)
 
 # KEYS: holding, then per job: hash; ARGV: job ids. Puts held jobs back where they were claimed from (at the
 # head of a list, last id first so their order is kept: they were ahead of anything enqueued since), unless
@@ -111,14 +121,15 @@ def snapshot(backend: RQBackend, source: Source) -> list[tuple[str, float | None
 
 def read(backend: RQBackend, source: Source, page: Sequence[tuple[str, float | None]]) -> list[tuple[PendingJob, bool]]:
     """Decode a page of jobs without claiming them: (job, whether other RQ jobs wait on it)."""
+    job_class = backend.job_class
     with backend.connection.pipeline(transaction=False) as pipe:
         for job_id, _ in page:
-            job = _job(backend, job_id)
-            pipe.hgetall(job.key)
-            pipe.scard(job.dependents_key)
+            pipe.exists(job_class.key_for(job_id))
+            pipe.hmget(job_class.key_for(job_id), decode.PENDING_FIELDS)
+            pipe.scard(job_class.dependents_key_for(job_id))
         replies = pipe.execute()
-    return [(_pending(backend, source, job_id, score, replies[2 * i]), bool(replies[2 * i + 1]))
-            for i, (job_id, score) in enumerate(page)]
+    return [(_pending(backend, source, job_id, score, replies[3 * i + 1] if replies[3 * i] else None),
+             bool(replies[3 * i + 2])) for i, (job_id, score) in enumerate(page)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,26 +142,33 @@ class Claimed:
 
 
 def claim(backend: RQBackend, source: Source, ids: Sequence[str]) -> Claimed:
-    """Atomically move these ids from the source into HOLDING; ids a worker took first are simply absent."""
+    """Atomically move these ids from the source into HOLDING; ids a worker took first are simply absent. One
+    script per CLAIM_STEP ids (each atomic on its own), all sent in one round trip."""
     if not ids:
         return Claimed([], [], 0)
-    keys = [source.key, HOLDING]
-    for job_id in ids:
-        job = _job(backend, job_id)
-        keys += [job.key, job.dependents_key]
     margin = str(SCHEDULER_MARGIN) if source.state is JobState.SCHEDULED else ""
     kind = "list" if source.is_list else "zset"
-    reply = backend.connection.eval(CLAIM, len(keys), *keys, kind, margin, source.state.value, *ids)
+    script, job_class, width = backend.connection.register_script(CLAIM), backend.job_class, len(decode.PENDING_FIELDS)
+    with backend.connection.pipeline(transaction=False) as pipe:
+        for start in range(0, len(ids), CLAIM_STEP):
+            step = ids[start:start + CLAIM_STEP]
+            keys = [source.key, HOLDING]
+            for job_id in step:
+                keys += [job_class.key_for(job_id), job_class.dependents_key_for(job_id)]
+            script(keys=keys, args=[kind, margin, source.state.value, width, *decode.PENDING_FIELDS, *step], client=pipe)
+        replies = pipe.execute()
     found: dict[bytes, list[PendingJob]] = {b"held": [], b"waited_on": [], b"due": []}
-    for job_id, tag, score, raw in reply:
-        found[tag].append(_pending(backend, source, decode.text(job_id) or "", float(score) if score else None,
-                                   _pairs(raw)))
+    for reply in replies:
+        for i in range(0, len(reply), 3 + width):
+            job_id, tag, score = reply[i:i + 3]
+            found[tag].append(_pending(backend, source, job_id.decode(), float(score) if score else None,
+                                       reply[i + 3:i + 3 + width]))
     return Claimed(found[b"held"], found[b"waited_on"], len(found[b"due"]))
 
 
 def held(backend: RQBackend) -> list[PendingJob]:
     """Jobs an interrupted transfer claimed and did not finish, as they are now."""
-    return held_jobs(backend.connection, backend.job_class, backend.serializer)
+    return held_jobs(backend.connection, backend.job_class, backend.serializer, backend.trusted_pickles)
 
 
 def held_ids(backend: RQBackend) -> list[str]:
@@ -158,20 +176,22 @@ def held_ids(backend: RQBackend) -> list[str]:
 
 
 def finish(backend: RQBackend, ids: Sequence[str]) -> None:
-    """The jobs are in Postgres: delete them from RQ and from HOLDING in one transaction."""
+    """The jobs are in Postgres: delete them from RQ and from HOLDING in one transaction (one DEL, one HDEL)."""
+    if not ids:
+        return
+    job_class, dependencies = backend.job_class, _dependencies_key_of(backend)
+    keys = [key for job_id in ids for key in (job_class.key_for(job_id), job_class.dependents_key_for(job_id),
+                                              dependencies(job_id))]
     with backend.connection.pipeline(transaction=True) as pipe:
-        for job_id in ids:
-            job = _job(backend, job_id)
-            pipe.delete(job.key, job.dependents_key, job.dependencies_key)
-        if ids:
-            pipe.hdel(HOLDING, *ids)
+        pipe.delete(*keys)
+        pipe.hdel(HOLDING, *ids)
         pipe.execute()
 
 
 def release(backend: RQBackend, ids: Sequence[str]) -> None:
     """Give held jobs back to RQ, where they were (Postgres would not take them)."""
     if ids:
-        keys = [HOLDING, *(_job(backend, i).key for i in ids)]
+        keys = [HOLDING, *(backend.job_class.key_for(i) for i in ids)]
         backend.connection.eval(RELEASE, len(keys), *keys, *ids)
 
 
@@ -222,12 +242,16 @@ def _job(backend: RQBackend, job_id: str) -> rq.job.Job:
     return backend.job_class(job_id, connection=backend.connection)
 
 
-def _pairs(flat: Any) -> dict[bytes, bytes]:
-    """HGETALL as Lua returns it (a flat list) to the dict redis-py gives."""
-    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+def _dependencies_key_of(backend: RQBackend) -> Callable[[str], str]:
+    """RQ names a job's dependencies set only on an instance: read the name once, from one Job, as a template."""
+    probe = "MIGRATORPROBEID"
+    template = _job(backend, probe).dependencies_key
+    return lambda job_id: template.replace(probe, job_id)
 
 
-def _pending(backend: RQBackend, source: Source, job_id: str, score: float | None, raw: Any) -> PendingJob:
+def _pending(backend: RQBackend, source: Source, job_id: str, score: float | None,
+             values: Sequence[bytes | None] | None) -> PendingJob:
     scheduled = source.state is JobState.SCHEDULED and score is not None
     run_at = datetime.fromtimestamp(score, timezone.utc) if scheduled else None  # type: ignore[arg-type]
-    return decode.pending_job(job_id, source.queue, source.state, raw, backend.serializer, run_at)
+    return decode.pending_job_of(job_id, source.queue, source.state, values, backend.serializer, run_at,
+                                 backend.trusted_pickles)

@@ -9,7 +9,7 @@ from adapters.pg_backend import transfer as pg_side
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
 from adapters.rq_backend import transfer as rq_side
-from migrator.transfer.values import CHUNK, Progress, Refusal, Tally, chunks, recover
+from migrator.transfer.values import TO_RQ_CHUNK, Progress, Refusal, Tally, chunks, recover
 
 
 def move(legacy: RQBackend, new: PostgresBackend, tally: Tally, job_name: str | None, dry_run: bool,
@@ -18,9 +18,9 @@ def move(legacy: RQBackend, new: PostgresBackend, tally: Tally, job_name: str | 
              lambda: rq_side.sweep_landed(legacy, [s.job_id or "" for s in pg_side.held(new)]))
     pending = [j for j in new.iter_pending(job_name=job_name) if j.state is not JobState.STARTED]
     progress(0, len(pending))
-    for i, page in enumerate(chunks(pending)):
+    for i, page in enumerate(chunks(pending, TO_RQ_CHUNK)):
         _move_to_rq(legacy, new, page, tally, dry_run)  # type: ignore[arg-type]
-        progress(min((i + 1) * CHUNK, len(pending)), len(pending))
+        progress(min((i + 1) * TO_RQ_CHUNK, len(pending)), len(pending))
 
 
 def _move_to_rq(legacy: RQBackend, new: PostgresBackend, page: Sequence[PendingJob], tally: Tally,

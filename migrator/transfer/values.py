@@ -10,7 +10,8 @@ from typing import Any
 
 from adapters.base import BackendName, JobState, PendingJob
 
-CHUNK = 1000  # ids per claim: one Lua call (Redis blocks a few ms) and one insert transaction per chunk
+CHUNK = 5000  # rq -> postgres, ids per step: one round trip of claim scripts (CLAIM_STEP each), one insert
+TO_RQ_CHUNK = 1000  # postgres -> rq, ids per step: one take statement, one MULTI (Redis serves no one else meanwhile)
 Progress = Callable[[int, int], None]  # (jobs looked at, jobs to look at)
 
 

@@ -5,21 +5,29 @@ SELECT pg_try_advisory_lock(%(key)s::bigint);
 -- probes the primary key per id instead of scanning the table for a long array
 SELECT j.id FROM unnest(%(ids)s::text[]) AS i(id) JOIN {jobs} j ON j.id = i.id;
 
--- landed_ids: which of these ids a transfer from RQ has already inserted (a crashed run committed them)
-SELECT t.job_id FROM unnest(%(ids)s::text[]) AS i(id)
-JOIN {schema}.migrator_transfers t ON t.direction = 'from_rq' AND t.job_id = i.id;
+-- landed_ids: which of these ids a transfer from RQ has already inserted (a crashed run committed them). A marker
+-- row stands for a whole batch (payload: the array of its ids; job_id: its first id); one without a payload (from
+-- an older migrator) for its job_id alone
+SELECT e.id FROM {schema}.migrator_transfers t
+CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(t.payload, jsonb_build_array(t.job_id))) AS e(id)
+WHERE t.direction = 'from_rq' AND e.id = ANY(%(ids)s::text[]);
 
--- mark_landed: record that these ids are being inserted from RQ, in the same transaction as the insert
-INSERT INTO {schema}.migrator_transfers (direction, job_id)
-SELECT 'from_rq', unnest(%(ids)s::text[])
-ON CONFLICT DO NOTHING;
+-- mark_landed: record that these ids are being inserted from RQ, in the same transaction as the insert: one row
+-- per batch (a row per id cost as much as inserting the jobs). No ON CONFLICT: a marker must never be dropped
+INSERT INTO {schema}.migrator_transfers (direction, job_id, payload)
+SELECT 'from_rq', (%(ids)s::text[])[1], to_jsonb(%(ids)s::text[])
+WHERE cardinality(%(ids)s::text[]) > 0;
 
--- forget_landed: the RQ side of these ids is cleaned up; their markers are no longer needed
+-- forget_landed: the RQ side of these ids is cleaned up; their markers are no longer needed. A batch is cleaned up
+-- in one Redis transaction, so its first id stands for all of it
 DELETE FROM {schema}.migrator_transfers WHERE direction = 'from_rq' AND job_id = ANY(%(ids)s::text[]);
 
--- sweep_landed: markers whose RQ side is gone (a run died after cleaning RQ, before forgetting them)
-DELETE FROM {schema}.migrator_transfers
-WHERE direction = 'from_rq' AND NOT job_id = ANY(%(held)s::text[]);
+-- sweep_landed: markers whose RQ side is gone (a run died after cleaning RQ, before forgetting them): none of
+-- their ids is held any more
+DELETE FROM {schema}.migrator_transfers t
+WHERE t.direction = 'from_rq' AND NOT EXISTS (
+    SELECT 1 FROM jsonb_array_elements_text(coalesce(t.payload, jsonb_build_array(t.job_id))) AS e(id)
+    WHERE e.id = ANY(%(held)s::text[]));
 
 -- parents_with_dependents: which of these ids other jobs still wait on (deferred on them)
 SELECT DISTINCT p.id FROM unnest(%(ids)s::text[]) AS p(id)
