@@ -11,8 +11,10 @@ of the app (nor os.system) is imported or called.
 from __future__ import annotations
 
 import _compat_pickle
+import importlib.util
 import io
 import pickle
+import sys
 from typing import Any
 
 # (module, name) pairs a pickle may name and get the real thing: data types, and the builtins pickle itself uses to
@@ -74,7 +76,26 @@ class SafeUnpickler(pickle.Unpickler):
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in PLAIN:
             return super().find_class(module, name)
+        _must_exist(module, name)
         return placeholder(module, name)
+
+
+def _must_exist(module: str, name: str) -> None:
+    """What pickle would fail on, found without running anything: a top-level package nobody installed (finding a
+    module's spec does not execute it), or a name missing from a module this process has already imported. So
+    a payload naming a class that is gone still reads as undecodable, as RQ's worker would find it."""
+    top = module.partition(".")[0]
+    try:
+        found = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise ModuleNotFoundError(f"No module named {top!r} (named by the payload's {module}.{name})")
+    loaded: Any = sys.modules.get(module)
+    for part in name.split(".") if loaded is not None else ():
+        loaded = getattr(loaded, part, None)
+        if loaded is None:
+            raise AttributeError(f"Can't get attribute {name!r} on module {module!r}")
 
 
 def loads(data: bytes) -> Any:

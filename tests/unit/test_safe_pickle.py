@@ -57,3 +57,12 @@ def test_only_plain_pickle_is_read_safely() -> None:
     assert safe_pickle.is_pickle(DefaultSerializer) and safe_pickle.is_pickle(pickle)
     assert not safe_pickle.is_pickle(JSONSerializer)
     assert safe_pickle.serializer_loads(JSONSerializer, JSONSerializer.dumps(["f", None, [1], {}])) == ["f", None, [1], {}]
+
+
+def test_what_pickle_itself_would_fail_on_is_still_an_error() -> None:
+    """A payload naming a package nobody installed, or a class gone from an imported module, reads as undecodable
+    (found without importing or running anything), as RQ's worker would find it."""
+    with pytest.raises(ModuleNotFoundError, match="nonexistent_mod_xyz"):
+        safe_pickle.loads(b"(Vtests.jobs.add\nN(cnonexistent_mod_xyz\nThing\n)Rt}t.")
+    with pytest.raises(AttributeError, match="Gone"):
+        safe_pickle.loads(b"ctests.jobs\nGone\n.")
