@@ -60,6 +60,13 @@ def encode_value(value: Any, path: str = "value") -> Any:
     raise _fail(path, value)
 
 
+def _pickled(part: Any) -> Any:
+    """The marker of a job whose arguments travel pickled (adapters/pg_backend/pickled.py): tagged JSON never reads
+    them; only a worker whose configuration opts the job in does."""
+    raise ValueError(f"its {part} are pickled (pickle_payloads): only a worker whose configuration opts the job in "
+                     "reads them")
+
+
 _DECODERS: dict[str, Any] = {
     "tuple": lambda v: tuple(decode_value(x) for x in v),
     "set": lambda v: {decode_value(x) for x in v},
@@ -72,6 +79,7 @@ _DECODERS: dict[str, Any] = {
     "decimal": Decimal,
     "uuid": uuid.UUID,
     "bytes": lambda v: base64.b64decode(v),
+    "pickled": _pickled,
 }
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from adapters.base import PickleOptIn
 from adapters.urls import mask_url
 from migrator.errors import BadInput
 
@@ -37,6 +38,8 @@ class Settings:
     rq_serializer: str | None = None
     rq_job_class: str | None = None
     rq_queue_class: str | None = None
+    # Jobs whose arguments may travel pickled on the new backend (off by default; README, "Pickled payloads").
+    pickle_payloads: PickleOptIn = PickleOptIn()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_urls(self, redis_url: str | None = None, database_url: str | None = None) -> "Settings":
@@ -48,7 +51,7 @@ class Settings:
 _EXTRA = {"fallback", "enqueue_synchronous_commit", "periodic", "worker_setup", "worker_exception_handlers"}
 _KNOWN = {"job_modules", "queues", "flag_cache_seconds", "lock_file", "recovery_grace_seconds",
           "reap_interval_seconds", "poll_interval_seconds", "redis_url", "database_url", "schema", "rq_serializer",
-          "rq_job_class", "rq_queue_class"}
+          "rq_job_class", "rq_queue_class", "pickle_payloads"}
 
 
 def read_file_settings(cwd: Path) -> dict[str, Any]:
@@ -87,11 +90,23 @@ def load(cwd: Path | None = None, env: dict[str, str] | None = None) -> Settings
     for key in ("lock_file", "redis_url", "database_url", "schema", "rq_serializer", "rq_job_class", "rq_queue_class"):
         if key in raw:
             values[key] = str(raw[key])
+    if "pickle_payloads" in raw:
+        values["pickle_payloads"] = pickle_opt_in(raw["pickle_payloads"])
     if env.get("REDIS_URL"):
         values["redis_url"] = env["REDIS_URL"]
     if env.get("DATABASE_URL"):
         values["database_url"] = env["DATABASE_URL"]
     return Settings(**values, extra=extra)
+
+
+def pickle_opt_in(value: Any) -> PickleOptIn:
+    """`pickle_payloads = true` (every job), `false`, or a list of job names."""
+    if isinstance(value, bool):
+        return PickleOptIn(everything=value)
+    if isinstance(value, list) and all(isinstance(x, str) and "." in x for x in value):
+        return PickleOptIn(frozenset(value))
+    raise BadInput("configuration key 'pickle_payloads' must be true, false or a list of job names, e.g. "
+                   "pickle_payloads = [\"app.jobs.send_invoice\"]")
 
 
 def import_object(path: str, key: str) -> Any:

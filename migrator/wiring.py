@@ -29,7 +29,8 @@ R = TypeVar("R", bound=Router)
 
 def postgres_backend(settings: Settings) -> PostgresBackend:
     return PostgresBackend(settings.database_url, schema=settings.schema,
-                           synchronous_commit=bool(settings.extra.get("enqueue_synchronous_commit", True)))
+                           synchronous_commit=bool(settings.extra.get("enqueue_synchronous_commit", True)),
+                           pickles=settings.pickle_payloads)
 
 
 def rq_backend(settings: Settings, connection: Any = None, serializer: Any = None,
@@ -41,7 +42,8 @@ def rq_backend(settings: Settings, connection: Any = None, serializer: Any = Non
         return value if value is not None or path is None else config.import_object(path, key)
     return RQBackend(connection if connection is not None else settings.redis_url,
                      serializer=configured(serializer, "rq_serializer"),
-                     queue_class=configured(None, "rq_queue_class"), job_class=configured(job_class, "rq_job_class"))
+                     queue_class=configured(None, "rq_queue_class"), job_class=configured(job_class, "rq_job_class"),
+                     trusted_pickles=settings.pickle_payloads.covers if settings.pickle_payloads else None)
 
 
 class _InlineQueue(rq.Queue):
@@ -104,6 +106,7 @@ def worker_options(settings: Settings, **given: Any) -> WorkerOptions:
               "reap_seconds": settings.reap_interval_seconds, "queues": settings.queues}
     chosen["setup"] = settings.extra.get("worker_setup")
     chosen["exception_handlers"] = tuple(settings.extra.get("worker_exception_handlers", ()))
+    chosen["pickle_payloads"] = settings.pickle_payloads  # the worker's own: never what a row claims
     chosen.update({k: v for k, v in given.items() if v is not None})
     for path in (chosen["setup"], *chosen["exception_handlers"]):
         _require_module(path)

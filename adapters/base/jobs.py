@@ -9,7 +9,7 @@ from typing import Any
 
 
 __all__ = ["BackendName", "DEFAULT_FAILURE_TTL", "DEFAULT_RESULT_TTL", "DEFAULT_TIMEOUT", "Enqueued", "JobInfo", "JobSpec",
-           "JobState", "PENDING_STATES", "PendingJob", "RetryPolicy", "StateCount"]
+           "JobState", "PENDING_STATES", "PendingJob", "PickleOptIn", "RetryPolicy", "StateCount"]
 
 
 DEFAULT_TIMEOUT = 180  # seconds, RQ's default job_timeout: apps rely on it
@@ -110,6 +110,30 @@ class StateCount:
 
 
 @dataclass(frozen=True, slots=True)
+class PickleOptIn:
+    """Which job names may carry pickled arguments on the new backend (`pickle_payloads` in migrator.toml): none
+    by default, some by name, or every one. The enqueue side pickles what tagged JSON cannot carry for these
+    only; the worker unpickles these only, and refuses unread a pickled row of any other job."""
+
+    names: frozenset[str] = frozenset()
+    everything: bool = False
+
+    def covers(self, job_name: str) -> bool:
+        return self.everything or job_name in self.names
+
+    def __bool__(self) -> bool:
+        return self.everything or bool(self.names)
+
+    def to_json(self) -> bool | list[str]:
+        return True if self.everything else sorted(self.names)
+
+    def describe(self) -> str:
+        if self.everything:
+            return "every job"
+        return ", ".join(sorted(self.names)) if self.names else "no job"
+
+
+@dataclass(frozen=True, slots=True)
 class PendingJob:
     """A job not yet finished, as a backend holds it, decoded without running it."""
 
@@ -117,6 +141,7 @@ class PendingJob:
     state: JobState
     enqueued_at: datetime | None = None
     error: str | None = None  # set when the payload could not be decoded
+    pickled: bool = False  # its arguments are pickled (pickle_payloads): read only by a worker that opts it in
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,11 @@ import psycopg
 from adapters import payload
 from adapters.spec import CALLBACKS, from_enqueue_data
 from adapters.base import (DEFAULT_FAILURE_TTL, DEFAULT_TIMEOUT, BackendName, DuplicateJob, Enqueued, Inventory,
-                           InvalidJobOperation, JobInfo, JobRefused, JobSpec, JobState, PendingJob, RetryPolicy,
-                           RunStats, StateCount, Watch, WorkerInfo)
+                           InvalidJobOperation, JobInfo, JobRefused, JobSpec, JobState, PendingJob, PickleOptIn,
+                           RetryPolicy, RunStats, StateCount, Watch, WorkerInfo)
 from adapters.pg_backend import bulk
 from adapters.pg_backend import db as pg_db
-from adapters.pg_backend import remaining
+from adapters.pg_backend import pickled, remaining
 from adapters.pg_backend.db import Database
 from adapters.pg_backend.liveness import LOCK_NAMESPACE
 
@@ -40,9 +40,14 @@ def _atomic(conn: psycopg.Connection[Any]) -> contextlib.AbstractContextManager[
     return conn.transaction() if conn.autocommit else contextlib.nullcontext()
 
 
-def row_params(spec: JobSpec) -> dict[str, Any]:
-    """The insert parameters of one job; JobRefused when an option or a value cannot be carried."""
-    args, kwargs = payload.encode_call(spec.args, dict(spec.kwargs))
+def row_params(spec: JobSpec, pickles: PickleOptIn = PickleOptIn()) -> dict[str, Any]:
+    """The insert parameters of one job; JobRefused when an option or a value cannot be carried. Arguments go as
+    tagged JSON; only those of a job `pickles` opts in that tagged JSON refuses go pickled, apart (pickled.py)."""
+    try:
+        args, kwargs = payload.encode_call(spec.args, dict(spec.kwargs))
+        carried = None
+    except JobRefused as exc:
+        args, kwargs, carried = pickled.carry(spec, pickles, exc)
     return {
         "id": spec.job_id or new_job_id(), "queue": spec.queue, "func": spec.job_name, "args": args, "kwargs": kwargs,
         "meta": payload.encode_json(dict(spec.meta), "meta") if spec.meta else "{}", "description": spec.description,
@@ -51,7 +56,7 @@ def row_params(spec: JobSpec) -> dict[str, Any]:
         "result_ttl": spec.result_ttl, "ttl": spec.ttl, "failure_ttl": spec.failure_ttl,
         "retry_max": spec.retry.max if spec.retry else 0,
         "retry_intervals": list(spec.retry.intervals) if spec.retry else [],
-        "callbacks": _callbacks(spec),
+        "callbacks": _callbacks(spec), "pickled_payload": carried,
     }
 
 
@@ -69,12 +74,15 @@ class PostgresBackend:
 
     name = BackendName.POSTGRES
 
-    def __init__(self, url: str, schema: str = "public", pool_size: int = 4, synchronous_commit: bool = True) -> None:
-        """`synchronous_commit=False` (opt-in, `enqueue_synchronous_commit = false` in migrator.toml) stops
+    def __init__(self, url: str, schema: str = "public", pool_size: int = 4, synchronous_commit: bool = True,
+                 pickles: PickleOptIn = PickleOptIn()) -> None:
+        """`pickles` (pickle_payloads, off by default) names the jobs whose arguments may travel pickled when tagged
+        JSON cannot carry them (docs/security.md). `synchronous_commit=False` (opt-in, `enqueue_synchronous_commit = false` in migrator.toml) stops
         enqueues waiting for the WAL flush: about twice the single-enqueue rate, at the price of losing the last
         fraction of a second of enqueued jobs if the *Postgres server* crashes, as Redis with its default
         persistence would. Enqueues on the app's own connection follow the app's setting."""
         self.db = Database(url, schema, pool_size, synchronous_commit)
+        self.pickles = pickles
 
     @property
     def url(self) -> str:
@@ -90,7 +98,7 @@ class PostgresBackend:
     # -- enqueue ---------------------------------------------------------------------------------------------
     def enqueue(self, spec: JobSpec, conn: psycopg.Connection[Any] | None = None) -> Enqueued:
         """Insert one job. Given the app's own connection, the job exists only if the app's transaction commits."""
-        params = row_params(spec)
+        params = row_params(spec, self.pickles)
         params["state"] = "queued"
         params["depends_on"] = list(spec.depends_on)
         params["allow_failure"] = spec.allow_failure
@@ -116,6 +124,8 @@ class PostgresBackend:
         specs = [s if isinstance(s, JobSpec) else from_enqueue_data(s, queue) for s in specs]
         if any(s.depends_on or s.unique for s in specs):
             return [self.enqueue(s, conn) for s in specs]
+        if self.pickles and any(self.pickles.covers(s.job_name) for s in specs):
+            return self._enqueue_each(specs, conn)
         if not specs:
             return []
         # One COPY in one transaction (bulk.py): either every job is enqueued, durably once this returns, or none.
@@ -123,11 +133,17 @@ class PostgresBackend:
             ids = bulk.write(self.db, c, specs)
         return [Enqueued(self.name, job_id, s.queue, s.job_name) for job_id, s in zip(ids, specs)]
 
+    def _enqueue_each(self, specs: list[JobSpec], conn: psycopg.Connection[Any] | None) -> list[Enqueued]:
+        """A batch holding an opted-in job (pickle_payloads), whose arguments may go pickled: row by row, in one
+        transaction (the staging table of the COPY carries JSON only)."""
+        with self.db.connection(conn) as c, _atomic(c):
+            return [self.enqueue(s, c) for s in specs]
+
     def refusal(self, spec: JobSpec) -> str | None:
         """Why this backend cannot carry the job (an RQ option it cannot honour, a value tagged JSON cannot
-        encode, named by its argument path); None when it can."""
+        encode, named by its argument path, unless the job is opted in to pickled payloads); None when it can."""
         try:
-            row_params(spec)
+            row_params(spec, self.pickles)
         except JobRefused as exc:
             return str(exc)
         return None
@@ -146,6 +162,10 @@ class PostgresBackend:
                 cur.execute(self.db.queries["pending_jobs"], {"queue": queue, "func": job_name})
                 for row in cur:
                     yield _pending(row)
+
+    def pickled_counts(self) -> dict[str, int]:
+        """Not-yet-done jobs whose arguments travel pickled, per job name (status)."""
+        return {func: int(n) for func, n in self.db.fetch_all("count_pickled", {})}
 
     def fetch_job(self, job_id: str) -> JobInfo | None:
         row = self.db.fetch_one("fetch_job", {"id": job_id})
@@ -251,7 +271,8 @@ def _spec(jid: str, queue: str, job_name: str, run_at: datetime, enqueued_at: da
 
 def _pending(row: tuple[Any, ...]) -> PendingJob:
     (jid, queue, job_name, args, kwargs, meta, description, priority, state, run_at, enqueued_at, timeout_s,
-     result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts, callbacks, allow_failure) = row
+     result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts, callbacks, allow_failure,
+     is_pickled) = row
     error = None
     try:
         args, kwargs, meta = payload.decode_value(args), payload.decode_value(kwargs), payload.decode_value(meta)
@@ -264,5 +285,5 @@ def _pending(row: tuple[Any, ...]) -> PendingJob:
                    priority=priority,
                    at_front=run_at == EPOCH, depends_on=tuple(depends_on), allow_failure=bool(allow_failure),
                    **callback_fields(callbacks))
-    return PendingJob(spec, _state(state, run_at, attempts), enqueued_at, error)
+    return PendingJob(spec, _state(state, run_at, attempts), enqueued_at, error, bool(is_pickled))
 

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from adapters import payload, spec
-from adapters.base import JobRefused, JobSpec, RetryPolicy
-from adapters.pg_backend import callbacks, current_job, hooks
+from adapters.base import JobRefused, JobSpec, PickleOptIn, RetryPolicy
+from adapters.pg_backend import callbacks, current_job, hooks, pickled
 from adapters.pg_backend.backend import callback_fields
 from adapters.urls import mask_urls_in
 
@@ -52,6 +52,7 @@ class Claimed:
     callbacks: dict[str, Any] | None = None  # {"on_success": {"func": ..., "timeout": ...}, ...}
     description: str | None = None
     failure_ttl: int | None = None
+    pickled: bytes | None = None  # pickled (args, kwargs) of an opted-in job (pickle_payloads); args hold a marker
 
     def job_spec(self, args: Any, kwargs: Any, meta: Any) -> JobSpec:
         """What the job was enqueued with (its decoded payload given), for the running job's handle."""
@@ -126,16 +127,20 @@ class ResultNotStored(Exception):
     """The job ran, but its return value cannot be stored by the new backend (not a JSON-taggable value)."""
 
 
-def perform(job: Claimed, missing_function_attempts: int, handlers: Sequence[hooks.Handler] = ()) -> Outcome:
+def perform(job: Claimed, missing_function_attempts: int, handlers: Sequence[hooks.Handler] = (),
+            pickles: PickleOptIn = PickleOptIn()) -> Outcome:
     """Run the job and say what to record. Never raises for the job's own errors; they go through the app's
-    exception handlers (RQ's chain) before they are recorded."""
+    exception handlers (RQ's chain) before they are recorded. A pickled payload is loaded only for a job that
+    `pickles` (this worker's own pickle_payloads) names; any other fails for good, unread."""
     if job.ttl is not None and job.ttl >= 0 and job.enqueued_at + timedelta(seconds=job.ttl) < datetime.now(timezone.utc):
         return Outcome(job.id, ok=False, expired=True)
     handle: Any = None  # the job as handlers see it, once it is decoded
     try:
         fn = import_function(job.job_name)
-        args = payload.decode_value(job.args)
-        kwargs = payload.decode_value(job.kwargs)
+        if job.pickled is None:
+            args, kwargs = payload.decode_value(job.args), payload.decode_value(job.kwargs)
+        else:
+            args, kwargs = pickled.load(job.job_name, job.pickled, pickles)
         handle = current_job.handle(job.job_spec(args, kwargs, payload.decode_value(job.meta)), job.attempts,
                                     job.enqueued_at)
         with current_job.running(handle):  # rq.get_current_job() inside the job and its callbacks
@@ -144,6 +149,8 @@ def perform(job: Claimed, missing_function_attempts: int, handlers: Sequence[hoo
     except FunctionNotFound as exc:
         retry = job.attempts < max(missing_function_attempts, job.retry_max + 1)
         return _failed(job, exc, retry, "")
+    except pickled.NotOptedIn as exc:  # never retried: no run of this worker would read it
+        return _failed(job, exc, False, "")
     except JobTimeout:
         timeout = JobTimeout(f"job exceeded its timeout of {job.timeout_s}s")
         hooks.handle_exception(handlers, handle, timeout)

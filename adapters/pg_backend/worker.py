@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from adapters.base import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, BackendUnavailable
+from adapters.base import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, BackendUnavailable, PickleOptIn
 from adapters.pg_backend import claimer, current_job, db, executor, hooks, liveness
 from adapters.pg_backend.executor import Claimed, Outcome
 
@@ -57,6 +57,7 @@ class WorkerOptions:
     max_interrupts: int = 5  # a job whose worker died this often is failed instead of requeued
     setup: str | None = None  # import path of a function run once per worker process before any job
     exception_handlers: tuple[str, ...] = ()  # import paths of RQ-style handlers run when a job fails
+    pickle_payloads: PickleOptIn = PickleOptIn()  # jobs whose pickled arguments this worker loads (none by default)
 
 
 class Worker:
@@ -189,7 +190,8 @@ class Worker:
                 started_any = True
                 self._in_job = True
                 try:
-                    outcome = executor.perform(job, self.options.missing_function_attempts, self.handlers)
+                    outcome = executor.perform(job, self.options.missing_function_attempts, self.handlers,
+                                               self.options.pickle_payloads)
                 except JobInterrupted:
                     self._in_job = False  # before the release: a third signal must not interrupt it
                     self._release(conn, [job, *self._take_held()])

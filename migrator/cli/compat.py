@@ -102,7 +102,8 @@ def scan_cmd(app: AppContext, which: str, job: str | None, as_json: bool) -> Non
     app_on_path()
     backends = _backends(settings, sides)
     try:
-        report = compat_scan.scan_payloads(backends, job, carrier=wiring.postgres_backend(settings))
+        report = compat_scan.scan_payloads(backends, job, carrier=wiring.postgres_backend(settings),
+                                           pickles=settings.pickle_payloads)
     finally:
         for b in backends:
             b.close()

@@ -1,7 +1,8 @@
 """`flip`, `unflip`, `rollout`, `rollback`, `status`, `history`: the routing commands over migrator.routing."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from rich.markup import escape
@@ -17,6 +18,8 @@ from migrator.cli.options import AppContext, console, emit_json, json_option, pa
 from migrator.config import Settings
 from migrator.errors import BadInput
 from migrator.routing.flag_store import Change, validate_percent
+
+T = TypeVar("T")
 
 by_option = click.option("--by", help="Who makes the change, for the audit log [default: OS user@host].")
 
@@ -98,14 +101,19 @@ def rollback(app: AppContext, by: str | None) -> None:
         _say("to redo what was rolled back:\n  " + "\n  ".join(change.entry.restore_commands))
 
 
-def _postgres_counter(settings: Settings) -> routing_status.Counter:
-    def count() -> list[Any]:
+def _reading_postgres(settings: Settings, read: Callable[[Any], T]) -> Callable[[], T]:
+    """One read of the new backend for status, on a backend of its own, closed after it."""
+    def run() -> T:
         backend = wiring.postgres_backend(settings)
         try:
-            return backend.counts()
+            return read(backend)
         finally:
             backend.close()
-    return count
+    return run
+
+
+def _postgres_counter(settings: Settings) -> routing_status.Counter:
+    return _reading_postgres(settings, lambda backend: backend.counts())
 
 
 def _rq_counter(settings: Settings) -> routing_status.Counter:
@@ -129,7 +137,10 @@ def status(app: AppContext, as_json: bool) -> None:
     snapshot = store.snapshot()
     counters = {BackendName.POSTGRES: _postgres_counter(settings), BackendName.RQ: _rq_counter(settings)}
     routers = presence.live_routers(store.tables, presence.drop_out_after(settings.flag_cache_seconds))
-    report = routing_status.build(snapshot, routing_edits.known(settings, store), counters, routers=routers)
+    pickles = routing_status.read_pickled(settings.pickle_payloads,
+                                          _reading_postgres(settings, lambda backend: backend.pickled_counts()))
+    report = routing_status.build(snapshot, routing_edits.known(settings, store), counters, routers=routers,
+                                  pickles=pickles)
     playbooks = playbook_state.current_steps(wiring.playbook_state(settings))
     if as_json:
         emit_json({**report.to_json(), "playbooks": [p.to_json() for p in playbooks]})
@@ -156,6 +167,8 @@ def _render_status(report: routing_status.StatusReport) -> None:
         for queue, states in sorted(d.by_queue().items()):
             depths.add_row(str(d.backend), queue, ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
     console.print(depths)
+    if report.pickles.shown():
+        _say(report.pickles.line())
     _render_routers(report)
 
 

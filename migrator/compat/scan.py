@@ -1,5 +1,7 @@
 """`compat scan`: every pending payload of the given backends tested against the code now, without running a job:
-does its function import, do its args and kwargs bind, and (for jobs waiting in RQ) can the new backend carry it."""
+does its function import, do its args and kwargs bind, and (for jobs waiting in RQ) can the new backend carry it.
+Pickled payloads (pickle_payloads) are counted: the new backend's are never unpickled here, so their arguments are
+not bound, and one of a job the configuration does not opt in fails (its workers would refuse it)."""
 from __future__ import annotations
 
 import inspect
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import payload
-from adapters.base import BackendName, JobBackend, JobRefused, JobSpec, JobState, PendingJob
+from adapters.base import BackendName, JobBackend, JobRefused, JobSpec, JobState, PendingJob, PickleOptIn
 from migrator.compat.signatures import Unresolvable, resolve
 from migrator.routing.router import REFUSED_META
 
@@ -20,6 +22,7 @@ _short = reprlib.Repr()
 _short.maxstring, _short.maxother, _short.maxlist, _short.maxdict, _short.maxlevel = 24, 24, 4, 4, 2
 
 Refusal = Callable[[JobSpec], str | None]
+NOT_OPTED_IN = "pickled, but pickle_payloads does not opt this job in: workers configured so refuse it unread"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,7 @@ class JobScan:
     examples: tuple[Example, ...]
     by_backend: tuple[tuple[BackendName, int], ...] = ()  # payloads seen per backend
     refused_at_enqueue: int = 0  # payloads the router sent to RQ because the new backend refused them
+    pickled: int = 0  # payloads pickled on the new backend, or that would travel pickled there (pickle_payloads)
 
     @property
     def ok(self) -> bool:
@@ -54,6 +58,7 @@ class JobScan:
     def to_json(self) -> dict[str, Any]:
         return {"job": self.job_name, "seen": self.seen, "failing": self.failing,
                 "by_backend": {b.value: n for b, n in self.by_backend}, "refused_at_enqueue": self.refused_at_enqueue,
+                "pickled": self.pickled,
                 "reasons": [{"reason": r, "payloads": n} for r, n in self.reasons],
                 "examples": [e.to_json() for e in self.examples]}
 
@@ -63,6 +68,7 @@ class ScanReport:
     backends: tuple[BackendName, ...]
     jobs: tuple[JobScan, ...]
     job_name: str | None = None
+    pickles: PickleOptIn = PickleOptIn()
 
     @property
     def seen(self) -> int:
@@ -76,10 +82,21 @@ class ScanReport:
     def ok(self) -> bool:
         return self.failing == 0
 
+    @property
+    def pickled(self) -> int:
+        return sum(j.pickled for j in self.jobs)
+
     def failing_jobs(self) -> tuple[JobScan, ...]:
         return tuple(j for j in self.jobs if not j.ok)
 
     def summary(self) -> str:
+        text = self._verdict()
+        if self.pickled or self.pickles:
+            text += (f"; {self.pickled} travel pickled (pickle_payloads opts in {self.pickles.describe()}; the new "
+                     "backend's pickled arguments are not unpickled here, so not bound)")
+        return text
+
+    def _verdict(self) -> str:
         where = " and ".join(b.value for b in self.backends)
         if self.ok:
             return f"{self.seen} pending payloads in {where}: all bind to the code now"
@@ -89,8 +106,8 @@ class ScanReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "backends": [b.value for b in self.backends], "job": self.job_name,
-                "seen": self.seen, "failing": self.failing, "summary": self.summary(),
-                "jobs": [j.to_json() for j in self.jobs]}
+                "seen": self.seen, "failing": self.failing, "summary": self.summary(), "pickled": self.pickled,
+                "pickle_payloads": self.pickles.to_json(), "jobs": [j.to_json() for j in self.jobs]}
 
 
 def encode_refusal(spec: JobSpec) -> str | None:
@@ -110,10 +127,11 @@ class _Tally:
     examples: list[Example] = field(default_factory=list)
     by_backend: Counter[BackendName] = field(default_factory=Counter)
     marked: int = 0
+    pickled: int = 0
 
     def freeze(self, job_name: str) -> JobScan:
         return JobScan(job_name, self.seen, self.failing, tuple(self.reasons.most_common()), tuple(self.examples),
-                       tuple(sorted(self.by_backend.items())), self.marked)
+                       tuple(sorted(self.by_backend.items())), self.marked, self.pickled)
 
 
 class _Binder:
@@ -210,9 +228,10 @@ def _signature(job_name: str) -> inspect.Signature | str:
 
 
 def scan_payloads(backends: Sequence[JobBackend], job_name: str | None = None,
-                  carrier: JobBackend | None = None) -> ScanReport:
+                  carrier: JobBackend | None = None, pickles: PickleOptIn = PickleOptIn()) -> ScanReport:
     """Every pending payload of `backends` (of one job name when given). Payloads waiting in RQ are also offered
-    to the new backend's refusal(): `carrier`, else the Postgres backend among `backends`, else tagged JSON."""
+    to the new backend's refusal(): `carrier`, else the Postgres backend among `backends`, else tagged JSON.
+    `pickles` is the configuration's pickle_payloads."""
     carrier = carrier or next((b for b in backends if b.name is BackendName.POSTGRES), None)
     carry = _Carrier(carrier.refusal if carrier is not None else encode_refusal)
     binder = _Binder()
@@ -228,11 +247,21 @@ def scan_payloads(backends: Sequence[JobBackend], job_name: str | None = None,
             tally.seen += 1
             tally.by_backend[backend.name] += 1
             tally.marked += REFUSED_META in job.spec.meta
-            why = _reason(job, binder, carry if carried else None)
+            if job.pickled:  # never unpickled here: only a worker that opts the job in reads it
+                tally.pickled += 1
+                why = None if pickles.covers(job.spec.job_name) else NOT_OPTED_IN
+            else:
+                why = _reason(job, binder, carry if carried else None)
+                tally.pickled += carried and why is None and _travels_pickled(job.spec, pickles)
             if why is not None:
                 _fail(tally, backend.name, job, why)
     jobs = sorted((t.freeze(name) for name, t in tallies.items()), key=lambda j: (j.ok, j.job_name))
-    return ScanReport(tuple(b.name for b in backends), tuple(jobs), job_name)
+    return ScanReport(tuple(b.name for b in backends), tuple(jobs), job_name, pickles)
+
+
+def _travels_pickled(spec: JobSpec, pickles: PickleOptIn) -> bool:
+    """An RQ payload the new backend would carry pickled: opted in, and tagged JSON refuses its arguments."""
+    return pickles.covers(spec.job_name) and encode_refusal(spec) is not None
 
 
 def _reason(job: PendingJob, binder: _Binder, carry: _Carrier | None) -> str | None:

@@ -46,7 +46,7 @@ def compat(ctx: Context, step: Step) -> GateResult:
     ok, parts = report.ok, [report.summary()]
     if step.scan:
         backends = [b for b in (ctx.legacy, ctx.new) if step.backend in ("all", str(b.name))]
-        scan = scan_payloads(backends, step.job)
+        scan = scan_payloads(backends, step.job, pickles=ctx.settings.pickle_payloads)
         values["scan"] = scan.summary()
         ok, parts = ok and scan.ok, parts + [scan.summary()]
     return GateResult("compat", ok, values, "; ".join(parts))

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.base import PENDING_STATES, BackendError, BackendName, StateCount
+from adapters.base import PENDING_STATES, BackendError, BackendName, PickleOptIn, StateCount
 from migrator.routing import decide as router
 from migrator.errors import MigratorError
 from migrator.routing.presence import RouterPresence, lagging
@@ -35,6 +35,45 @@ class Depths:
 
 
 @dataclass(frozen=True, slots=True)
+class PickledPayloads:
+    """Opt-in pickled payloads: the jobs this configuration opts in (pickle_payloads), and the jobs waiting on the
+    new backend whose arguments are pickled, per job name (None, with the error, when they could not be counted)."""
+
+    opted_in: PickleOptIn = PickleOptIn()
+    pending: Mapping[str, int] | None = None
+    error: str | None = None
+
+    @property
+    def unexpected(self) -> list[str]:
+        """Job names with pickled jobs waiting that this configuration does not opt in: its workers refuse them."""
+        return sorted(name for name in self.pending or {} if not self.opted_in.covers(name))
+
+    def shown(self) -> bool:
+        return bool(self.opted_in) or bool(self.pending) or self.error is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"opted_in": self.opted_in.to_json(), "pending": dict(self.pending or {}), "error": self.error,
+                "not_opted_in": self.unexpected}
+
+    def line(self) -> str:
+        text = f"pickled payloads (pickle_payloads): opted in for {self.opted_in.describe()}"
+        if self.error is not None:
+            return f"{text}; pending pickled jobs unknown: {self.error}"
+        pending = self.pending or {}
+        text += f"; {sum(pending.values())} pending pickled" + "".join(f", {n} {name}" for name, n in pending.items())
+        if self.unexpected:
+            text += f"; not opted in here, so refused by workers configured so: {', '.join(self.unexpected)}"
+        return text
+
+
+def read_pickled(opted_in: PickleOptIn, counter: Callable[[], Mapping[str, int]]) -> PickledPayloads:
+    try:
+        return PickledPayloads(opted_in, dict(counter()))
+    except (BackendError, MigratorError) as exc:
+        return PickledPayloads(opted_in, error=str(exc))
+
+
+@dataclass(frozen=True, slots=True)
 class JobStatus:
     """One known job name: where it routes, why, its rollout bucket and its pending jobs per backend."""
 
@@ -53,6 +92,7 @@ class StatusReport:
     jobs: tuple[JobStatus, ...]
     depths: tuple[Depths, ...]
     routers: tuple[RouterPresence, ...] = ()  # processes routing jobs now, and the version each applies
+    pickles: PickledPayloads = PickledPayloads()
 
     @property
     def lagging(self) -> list[RouterPresence]:
@@ -67,6 +107,7 @@ class StatusReport:
             "queues": {str(d.backend): {"error": d.error, "queues": d.by_queue(), "pending": d.pending()}
                        for d in self.depths},
             "routers": [{**r.to_json(), "lagging": r.version < self.snapshot.version} for r in self.routers],
+            "pickle_payloads": self.pickles.to_json(),
         }
 
 
@@ -80,7 +121,8 @@ def read_depths(backend: BackendName, counter: Counter | None) -> Depths:
 
 
 def build(snapshot: RoutingSnapshot, known_jobs: Iterable[str], counters: Mapping[BackendName, Counter | None],
-          known: bool = True, routers: Iterable[RouterPresence] = ()) -> StatusReport:
+          known: bool = True, routers: Iterable[RouterPresence] = (),
+          pickles: PickledPayloads = PickledPayloads()) -> StatusReport:
     """Every job that is known, flagged, or waiting in a queue, with its route and pending counts."""
     depths = tuple(read_depths(name, counters.get(name)) for name in (BackendName.RQ, BackendName.POSTGRES))
     names = set(known_jobs) | snapshot.flipped | snapshot.pinned
@@ -88,4 +130,4 @@ def build(snapshot: RoutingSnapshot, known_jobs: Iterable[str], counters: Mappin
     jobs = tuple(JobStatus(name, router.decide(name, snapshot), router.bucket(name),
                            {str(d.backend): d.pending(name) for d in depths if d.error is None})
                  for name in sorted(names))
-    return StatusReport(snapshot, known, jobs, depths, tuple(routers))
+    return StatusReport(snapshot, known, jobs, depths, tuple(routers), pickles)

@@ -10,7 +10,7 @@ from adapters.pg_backend.liveness import LOCK_NAMESPACE
 JOB = {"id": "q1", "queue": "default", "func": "tests.jobs.noop", "args": "[]", "kwargs": "{}", "meta": "{}",
        "description": None, "priority": 0, "state": "queued", "run_at": None, "timeout_s": 180, "result_ttl": None,
        "ttl": None, "failure_ttl": None, "retry_max": 0, "retry_intervals": [], "depends_on": [], "allow_failure": False,
-       "callbacks": '{"on_success": {"func": "tests.jobs.noop", "timeout": null}}'}
+       "callbacks": '{"on_success": {"func": "tests.jobs.noop", "timeout": null}}', "pickled_payload": None}
 BULK_ROW = ("q2", "default", "tests.jobs.noop", "[]", "{}", "{}", None, 0, None, 180, None, None, None, 0, [], None)
 COPY_ROWS = {"copy_bulk": BULK_ROW, "copy_plain_jobs": ("q5", *BULK_ROW[1:5]),
              "copy_jobs": ("q3", *BULK_ROW[1:8], *BULK_ROW[9:]),
@@ -44,6 +44,7 @@ PARAMS: dict[str, dict[str, dict]] = {
         "save_meta": {"id": "q1", "meta": '{"progress": 1}'},
         "cancel_job": {"id": "q2", "default_failure_ttl": 60}, "delete_job": {"id": "q9"},
         "queued_job_ids": {"queue": "default"}, "queued_count": {"queue": "default"}, "empty_queue": {"queue": "x"},
+        "count_pickled": {},
     },
     "periodic.sql": {
         "save_periodic": SCHEDULE, "add_periodic_once": {**SCHEDULE, "name": "p2"}, "list_periodic": {},

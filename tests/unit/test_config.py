@@ -34,6 +34,8 @@ def test_pyproject_tool_table_is_read(tmp_path):
     ("queues = 'default'", "must be a list of strings"),
     ("flag_cache_seconds = -1", "must be a number >= 0"),
     ("queues = [", "fix the TOML syntax"),
+    ("pickle_payloads = 'app.jobs.send'", "pickle_payloads' must be true, false or a list of job names"),
+    ("pickle_payloads = ['send']", "pickle_payloads' must be true, false or a list of job names"),
 ])
 def test_bad_configuration_is_a_clear_error(tmp_path, text, message):
     (tmp_path / "migrator.toml").write_text(text)
@@ -50,3 +52,16 @@ def test_unknown_key_is_named_not_ignored(tmp_path):
 def test_extra_keys_reach_settings(tmp_path):
     (tmp_path / "migrator.toml").write_text("fallback = true\nenqueue_synchronous_commit = false\n")
     assert config.load(tmp_path, {}).extra == {"fallback": True, "enqueue_synchronous_commit": False}
+
+
+@pytest.mark.parametrize("text,covers_send,covers_other", [
+    ("", False, False),  # off by default
+    ("pickle_payloads = false", False, False),
+    ("pickle_payloads = ['app.jobs.send']", True, False),
+    ("pickle_payloads = true", True, True),
+])
+def test_pickle_payloads_opt_in(tmp_path, text, covers_send, covers_other):
+    (tmp_path / "migrator.toml").write_text(text)
+    opted_in = config.load(tmp_path, {}).pickle_payloads
+    assert (opted_in.covers("app.jobs.send"), opted_in.covers("app.jobs.other")) == (covers_send, covers_other)
+    assert bool(opted_in) is covers_send

@@ -4,10 +4,11 @@
 WITH ins AS (
     INSERT INTO {jobs} (id, queue, func, args, kwargs, meta, description, priority, state, run_at, timeout_s,
                         result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, callbacks,
-                        allow_failure)
+                        allow_failure, pickled_payload)
     VALUES (%(id)s, %(queue)s, %(func)s, %(args)s, %(kwargs)s, %(meta)s, %(description)s, %(priority)s,
             %(state)s, coalesce(%(run_at)s, now()), %(timeout_s)s, %(result_ttl)s, %(ttl)s, %(failure_ttl)s,
-            %(retry_max)s, %(retry_intervals)s, %(depends_on)s, %(callbacks)s, %(allow_failure)s)
+            %(retry_max)s, %(retry_intervals)s, %(depends_on)s, %(callbacks)s, %(allow_failure)s,
+            %(pickled_payload)s)
     ON CONFLICT (id) DO NOTHING
     RETURNING id, queue, state, run_at
 )
@@ -85,7 +86,7 @@ SET state = 'running', worker_id = %(worker_id)s, started_at = now(), attempts =
 FROM next WHERE j.id = next.id
 RETURNING j.id, j.queue, j.func, j.args, j.kwargs, j.meta, j.timeout_s, j.attempts, j.interrupted, j.retry_max,
           j.retry_intervals, j.enqueued_at, j.ttl, j.priority, j.run_at, j.result_ttl, j.callbacks, j.description,
-          j.failure_ttl;
+          j.failure_ttl, j.pickled_payload;
 
 -- finish_jobs: record successes; result_ttl 0 deletes the row at once (the worker names those jobs in `deleted`,
 -- as it claimed them: looking for them among all its running rows cost each statement a scan of them); dependents
@@ -226,7 +227,8 @@ ORDER BY 1, 2, 3;
 
 -- pending_jobs: every job not yet done, in enqueue order, for drain, transfer and compat
 SELECT id, queue, func, args, kwargs, meta, description, priority, state, run_at, enqueued_at, timeout_s,
-       result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts, callbacks, allow_failure
+       result_ttl, ttl, failure_ttl, retry_max, retry_intervals, depends_on, attempts, callbacks, allow_failure,
+       pickled_payload IS NOT NULL
 FROM {jobs}
 WHERE state IN ('queued', 'deferred', 'running')
   AND (%(queue)s::text IS NULL OR queue = %(queue)s) AND (%(func)s::text IS NULL OR func = %(func)s)
@@ -323,3 +325,7 @@ SELECT count(*) FROM {jobs} WHERE state = 'queued' AND queue = %(queue)s AND run
 
 -- empty_queue: delete a queue's runnable jobs (RQ's Queue.empty())
 DELETE FROM {jobs} WHERE state = 'queued' AND queue = %(queue)s AND run_at <= now() RETURNING id;
+-- count_pickled: not-yet-done jobs whose arguments travel pickled (pickle_payloads), per job name, for status
+SELECT func, count(*) FROM {jobs}
+WHERE pickled_payload IS NOT NULL AND state IN ('queued', 'deferred', 'running')
+GROUP BY func ORDER BY func;
