@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
@@ -19,6 +20,7 @@ from adapters.base import BackendName, BackendUnavailable, JobBackend
 
 log = logging.getLogger("migrator.router")
 HOLD_SECONDS = 30.0  # how long a fallback copy waits for the first backend to say whether it has the job
+SETTLE_ATTEMPTS, SETTLE_PAUSE = 20, 0.5  # a settle reads again for up to 10 s while the backend is shaky
 
 
 def held_until(run_at: datetime | None, hold: float) -> datetime:
@@ -43,19 +45,26 @@ class Doubts:
         with self._lock:
             return sum(len(ids) for ids in self._held.values())
 
-    def settle(self, first: BackendName) -> None:
-        """`first` answers again: keep exactly one copy of each job held for it (called by its breaker's probe)."""
+    def settle(self, first: BackendName, attempts: int = SETTLE_ATTEMPTS, pause: float = SETTLE_PAUSE) -> None:
+        """`first` answers again: keep exactly one copy of each job held for it (called by its breaker's probe).
+        Right after a restart a pool still hands out connections the crash broke: a failed read is tried again."""
         with self._lock:
             held = self._held.pop(first, {})
-        unsettled = {}
-        for job_id, held_on in held.items():
-            try:
-                self._settle_one(first, job_id, held_on)
-            except BackendUnavailable:  # down again: settled at the next recovery
-                unsettled[job_id] = held_on
-        if unsettled:
-            with self._lock:
-                self._held.setdefault(first, {}).update(unsettled)
+        for attempt in range(attempts):
+            unsettled = {}
+            for job_id, held_on in held.items():
+                try:
+                    self._settle_one(first, job_id, held_on)
+                except BackendUnavailable:
+                    unsettled[job_id] = held_on
+            held = unsettled
+            if not held:
+                return
+            time.sleep(pause)
+        log.warning("%d enqueues in doubt on %s could not be settled (it failed again): their held copies run when "
+                    "their hold ends; the next recovery tries again", len(held), first)
+        with self._lock:
+            self._held.setdefault(first, {}).update(held)
 
     def _settle_one(self, first: BackendName, job_id: str, held_on: BackendName) -> None:
         if self.backends[first].fetch_job(job_id) is None:

@@ -4,6 +4,7 @@ apart from stray enqueues by drain-check."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -200,3 +201,25 @@ def test_settling_keeps_exactly_one_copy(rqb, backend, conn):
     assert backend.fetch_job("lost") is not None and rqb.fetch_job("lost") is None
     assert rqb.fetch_job("both") is None and backend.fetch_job("both").state is JobState.FINISHED
     assert doubts.pending() == 0
+
+
+def test_settling_reads_again_while_the_backend_comes_back(own_pg, rqb, conn):
+    """Right after a restart the pool hands out connections the crash broke: the settle reads again until the
+    backend answers, instead of leaving the held copy to run (Postgres has the job: the copy must go)."""
+    new = PostgresBackend(own_pg.url)
+    try:
+        new.enqueue(JobSpec("tests.jobs.noop", job_id="committed"))
+        rq.Queue("default", connection=conn).enqueue_at(held_until(None, 60), jobs.noop, job_id="committed")
+        doubts = Doubts({PG: new, RQ: rqb})
+        doubts.hold(PG, "committed", RQ)
+        own_pg.stop("immediate")  # the pool's connection is now broken
+        restart = threading.Timer(1.0, own_pg.start)
+        restart.start()
+        try:
+            doubts.settle(PG, attempts=120, pause=0.25)
+        finally:
+            restart.join()
+        assert doubts.pending() == 0
+        assert rqb.fetch_job("committed") is None and new.fetch_job("committed") is not None
+    finally:
+        new.close()
