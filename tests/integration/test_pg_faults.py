@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -156,3 +157,28 @@ def test_supervisor_replaces_a_worker_process_that_dies(backend, pg_url):
     finally:
         supervisor.terminate()
         assert supervisor.wait(30) == 0
+
+
+def test_a_postgres_crash_does_not_reap_the_running_jobs_of_live_workers(own_postgres, tmp_path):
+    """Postgres crashes (immediate stop) for longer than the recovery grace while a job runs: every worker lost its
+    liveness lock and could not heartbeat, so right after the restart each looks dead to the first reaper. The
+    running job must not be requeued (it would run twice): the server's own start time tells a restart apart."""
+    url = own_postgres.url
+    pid_file = tmp_path / "pids"
+    backend = PostgresBackend(url)
+    backend.enqueue(JobSpec("tests.jobs.write_pid_then_sleep", (str(pid_file), 6.0), job_id="long"))
+    backend.close()
+    workers = [spawn_cli("worker", "--recovery-grace", "1", DATABASE_URL=url) for _ in range(3)]
+    try:
+        wait_for(lambda: pids_in(pid_file), what="the job to start")
+        own_postgres.stop("immediate")
+        time.sleep(2.5)  # longer than the grace: every heartbeat is stale when the server comes back
+        own_postgres.start()
+        backend = PostgresBackend(url)
+        wait_for(lambda: backend.fetch_job("long").state is JobState.FINISHED, timeout=90, what="the job to end")
+        time.sleep(3)  # a requeued copy would have started by now (three idle workers, notified)
+        assert len(pids_in(pid_file)) == 1, f"the job ran {len(pids_in(pid_file))} times"
+        assert backend.fetch_job("long").state is JobState.FINISHED
+    finally:
+        stop_processes(workers)
+        backend.close()

@@ -181,11 +181,14 @@ UPDATE {workers} SET heartbeat_at = now() WHERE id = %(id)s RETURNING id;
 DELETE FROM {workers} WHERE id = %(id)s;
 
 -- reap_orphans: requeue running jobs whose worker's session is gone (lock released) and whose heartbeat
--- is older than the grace period; a job interrupted too often fails instead of looping forever
+-- is older than the grace period; a job interrupted too often fails instead of looping forever. A server that
+-- restarted less than the grace period ago judges nobody: every worker lost its lock with the crash and could not
+-- heartbeat while the server was down, and the live ones are reconnecting (their running jobs must not run twice).
 WITH dead AS (
     SELECT w.id FROM {workers} w
     WHERE w.id NOT IN (SELECT {live_workers}(%(namespace)s))
       AND w.heartbeat_at < now() - make_interval(secs => %(grace)s)
+      AND pg_postmaster_start_time() < now() - make_interval(secs => %(grace)s)
 ), orphans AS (
     SELECT j.id FROM {jobs} j
     WHERE j.state = 'running'
