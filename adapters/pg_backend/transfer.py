@@ -64,8 +64,9 @@ def land(backend: PostgresBackend, specs: Sequence[JobSpec]) -> tuple[set[str], 
     an earlier run; `conflicts` use an id that Postgres already has for another job: they were not inserted."""
     ids = [s.job_id or "" for s in specs]
     with backend.db.connection() as c, c.transaction():
-        landed = _ids(backend, "landed_ids", ids, c)
-        conflicts = _ids(backend, "existing_ids", ids, c) - landed
+        found = c.execute(_q(backend)["land_check"], {"ids": ids}).fetchall()
+        landed = {job_id for job_id, kind in found if kind == "landed"}
+        conflicts = {job_id for job_id, kind in found if kind == "exists"} - landed
         fresh = [s for s in specs if s.job_id not in landed and s.job_id not in conflicts]
         if fresh:
             c.execute(_q(backend)["mark_landed"], {"ids": [s.job_id for s in fresh]})

@@ -180,8 +180,8 @@ def pending_job_of(job_id: str, queue: str, where: JobState, values: Sequence[by
     data, meta_raw, *rest = values
     (origin, timeout, result_ttl, ttl, failure_ttl, retries_left, retry_intervals, description, at_front, dependency_ids,
      on_success, on_failure, on_stopped, success_timeout, failure_timeout, stopped_timeout, status, started_at,
-     number_of_retries, enqueued_at, created_at, allow_failure) = [v.decode("utf-8", "replace") if isinstance(v, bytes)
-                                                                   else v for v in rest]
+     number_of_retries, enqueued_at, created_at, allow_failure) = [None if v is None else v if type(v) is str
+                                                                   else v.decode("utf-8", "replace") for v in rest]
     func, args, kwargs, error = decode_call(data, serializer, trust)
     meta, meta_error = decode_meta(meta_raw, serializer)
     spec = JobSpec(

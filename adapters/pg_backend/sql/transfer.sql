@@ -5,12 +5,14 @@ SELECT pg_try_advisory_lock(%(key)s::bigint);
 -- probes the primary key per id instead of scanning the table for a long array
 SELECT j.id FROM unnest(%(ids)s::text[]) AS i(id) JOIN {jobs} j ON j.id = i.id;
 
--- landed_ids: which of these ids a transfer from RQ has already inserted (a crashed run committed them). A marker
--- row stands for a whole batch (payload: the array of its ids; job_id: its first id); one without a payload (from
--- an older migrator) for its job_id alone
-SELECT e.id FROM {schema}.migrator_transfers t
+-- land_check: of these ids, which a transfer from RQ has already inserted ('landed': a crashed run committed them)
+-- and which the job table holds ('exists'), in one round trip. A marker row stands for a whole batch (payload: the
+-- array of its ids; job_id: its first id); one without a payload (from an older migrator) for its job_id alone
+SELECT e.id, 'landed' FROM {schema}.migrator_transfers t
 CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(t.payload, jsonb_build_array(t.job_id))) AS e(id)
-WHERE t.direction = 'from_rq' AND e.id = ANY(%(ids)s::text[]);
+WHERE t.direction = 'from_rq' AND e.id = ANY(%(ids)s::text[])
+UNION ALL
+SELECT j.id, 'exists' FROM unnest(%(ids)s::text[]) AS i(id) JOIN {jobs} j ON j.id = i.id;
 
 -- mark_landed: record that these ids are being inserted from RQ, in the same transaction as the insert: one row
 -- per batch (a row per id cost as much as inserting the jobs). No ON CONFLICT: a marker must never be dropped
