@@ -1,6 +1,7 @@
 """The command group, and the boundary that turns errors into one line and an exit code."""
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any
@@ -9,15 +10,17 @@ import click
 
 from adapters.base import BackendError
 from adapters.urls import mask_urls_in
-from migrator.cli import backend_cmds, demo, drain, jobs, routing
-from migrator.cli import compat as compat_cli
-from migrator.cli import metrics as metrics_cli
-from migrator.cli import periodic as periodic_cli
-from migrator.cli import playbook as playbook_cli
-from migrator.cli import transfer as transfer_cli
-from migrator.cli import web as web_cli
 from migrator.cli.options import AppContext
 from migrator.errors import MigratorError, exit_code_for
+
+# Command name -> the module of migrator.cli that registers it, imported only when the command runs (or for --help):
+# `migrator worker` does not pay for importing the demo, the web panel and the playbooks (about 0.3 s).
+COMMANDS = {
+    "db": "backend_cmds", "worker": "backend_cmds", "canary": "backend_cmds",
+    "flip": "routing", "unflip": "routing", "rollout": "routing", "rollback": "routing", "status": "routing",
+    "history": "routing", "transfer": "transfer", "drain-check": "drain", "jobs": "jobs", "compat": "compat",
+    "playbook": "playbook", "web": "web", "metrics": "metrics", "periodic": "periodic", "demo": "demo",
+}
 
 
 class MaskUrls(logging.Filter):
@@ -32,7 +35,16 @@ class MaskUrls(logging.Filter):
 
 
 class Group(click.Group):
-    """Errors of the toolkit and of the backends end the command with one line, never a traceback."""
+    """Errors of the toolkit and of the backends end the command with one line, never a traceback. Commands are
+    loaded from their module when first asked for (COMMANDS)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            load_commands(self, COMMANDS[cmd_name])
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -56,17 +68,13 @@ def cli(ctx: click.Context, redis_url: str | None, database_url: str | None, ver
     ctx.obj = AppContext(redis_url, database_url)
 
 
-backend_cmds.register(cli)
-routing.register(cli)
-transfer_cli.register(cli)
-drain.register(cli)
-jobs.register(cli)
-compat_cli.register(cli)
-playbook_cli.register(cli)
-web_cli.register(cli)
-metrics_cli.register(cli)
-periodic_cli.register(cli)
-cli.add_command(demo.demo)
+def load_commands(group: click.Group, module: str) -> None:
+    """Import migrator.cli.<module> and add its commands to `group`."""
+    loaded = importlib.import_module(f"migrator.cli.{module}")
+    if module == "demo":
+        group.add_command(loaded.demo)
+    else:
+        loaded.register(group)
 
 
 def main() -> None:
