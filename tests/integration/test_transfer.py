@@ -3,6 +3,7 @@ step, and SIGKILLed transfers racing a live RQ worker, checked against a ledger 
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import time
@@ -256,11 +257,18 @@ def test_sigkilled_transfers_racing_an_rq_worker_lose_nothing_and_run_nothing_tw
         for rnd in range(ROUNDS):
             enqueue_round(legacy, rnd)
             before = moved_now(backend)
+            # The race that matters is the moving against the worker, not the CLI's start-up (1-2 s under load, in
+            # which the worker could drain the whole round): the worker is paused until jobs start to move.
+            os.kill(rq_worker.pid, signal.SIGSTOP)
             proc = spawn_cli("transfer", "--all", "--json", log=tmp_path / "transfer.log", **env)
             # The kill window is the moving itself, not the process's start-up (which a faster transfer makes
             # most of its life): wait until jobs start to move, then kill within the first round's moving span.
-            started = wait_for(lambda: (moved_now(backend) > before or sum(in_transit(legacy, backend)) > 0)
-                               and time.monotonic(), timeout=60, interval=0.002, what="the transfer to move jobs")
+            try:
+                started = wait_for(lambda: (moved_now(backend) > before or sum(in_transit(legacy, backend)) > 0
+                                            or proc.poll() is not None) and time.monotonic(),
+                                   timeout=60, interval=0.002, what="the transfer to move jobs")
+            finally:
+                os.kill(rq_worker.pid, signal.SIGCONT)
             if spans:  # the first round runs whole: how long its moving takes here sets the kill window
                 time.sleep(rng.uniform(0, max(spans)))
                 proc.send_signal(signal.SIGKILL)
@@ -319,13 +327,17 @@ def test_sigkilled_transfers_to_rq_racing_a_migrator_worker_lose_nothing_and_run
         for rnd in range(PG_ROUNDS):
             backend.enqueue_many([JobSpec("tests.jobs.ledger_reused", (f"p{rnd}-{i}",), result_ttl=0)
                                   for i in range(PG_PER_ROUND)])
+            os.kill(pg_worker.pid, signal.SIGSTOP)  # as above: the worker races the moving, not the start-up
             proc = spawn_cli("transfer", "--all", "--from", "postgres", "--to", "rq", "--json",
                              log=tmp_path / "transfer.log", **env)
             # As above: the kill window is the moving, not the start-up; moving has begun once jobs are in transit
             # or in RQ (the process may also have finished first: then its whole life was the window).
-            started = wait_for(lambda: (sum(in_transit(legacy, backend)) > 0 or legacy.queue("default").count > 0
-                                        or proc.poll() is not None) and time.monotonic(),
-                               timeout=60, interval=0.002, what="the transfer to move jobs")
+            try:
+                started = wait_for(lambda: (sum(in_transit(legacy, backend)) > 0 or legacy.queue("default").count > 0
+                                            or proc.poll() is not None) and time.monotonic(),
+                                   timeout=60, interval=0.002, what="the transfer to move jobs")
+            finally:
+                os.kill(pg_worker.pid, signal.SIGCONT)
             if spans:
                 time.sleep(rng.uniform(0, max(spans)))
                 proc.send_signal(signal.SIGKILL)
