@@ -14,9 +14,10 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from adapters.base import BackendName, BackendUnavailable, JobBackend
+from adapters.base import BackendName, BackendUnavailable, JobBackend, JobSpec
 
 log = logging.getLogger("migrator.router")
 HOLD_SECONDS = 30.0  # how long a fallback copy waits for the first backend to say whether it has the job
@@ -32,10 +33,15 @@ def held_until(run_at: datetime | None, hold: float) -> datetime:
 class Doubts:
     """The held jobs of one router, per backend whose answer is awaited (the first backend)."""
 
-    def __init__(self, backends: Mapping[BackendName, JobBackend]) -> None:
+    def __init__(self, backends: Mapping[BackendName, JobBackend], hold_seconds: float = HOLD_SECONDS) -> None:
         self.backends = backends
+        self.hold_seconds = hold_seconds
         self._held: dict[BackendName, dict[str, BackendName]] = {}  # first backend -> job id -> where held
         self._lock = threading.Lock()
+
+    def held(self, spec: JobSpec) -> JobSpec:
+        """The copy to hold: `spec`, not run before the hold ends."""
+        return replace(spec, run_at=held_until(spec.run_at, self.hold_seconds))
 
     def hold(self, first: BackendName, job_id: str, held_on: BackendName) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ from adapters.base import BackendName, BackendUnavailable, Enqueued, JobBackend,
 from migrator.routing.breaker import Breaker
 from migrator.routing.cache import CachedFlags
 from migrator.routing.decide import Route, decide
-from migrator.routing.in_doubt import HOLD_SECONDS, Doubts, held_until
+from migrator.routing.in_doubt import Doubts
 
 T = TypeVar("T")
 # The app's own database connection while it enqueues inside its transaction (Queue.transaction): jobs routed to the
@@ -45,7 +45,6 @@ class Router:
         self._placed: OrderedDict[str, BackendName] = OrderedDict()  # recent job ids -> backend, for depends_on
         self._placed_lock = threading.Lock()
         self.doubts = Doubts(self.backends)  # fallback copies held until their first backend says if it has them
-        self.hold_seconds = HOLD_SECONDS
         self.breakers = {name: Breaker(name, backend.ping, partial(self.doubts.settle, name))
                          for name, backend in self.backends.items()
                          if backend is not None}  # no legacy backend: a router for the new backend alone
@@ -62,8 +61,7 @@ class Router:
             placed = self.backends[route.backend].enqueue(spec, conn=app_conn)
             self._remember(placed)
             return placed
-        if self.fallback and spec.job_id is None:  # one id for both tries: an enqueue in doubt is settled by id
-            spec = replace(spec, job_id=str(uuid.uuid4()))
+        spec = self._with_id(spec)
         try:
             placed = self._enqueue_on(route.backend, spec)
         except BackendUnavailable as exc:
@@ -81,8 +79,7 @@ class Router:
         self.flags.record_seen({s.job_name for s in specs})
         out: list[Enqueued | None] = [None] * len(specs)
         for name, indexes in groups.items():
-            batch = [specs[i] if specs[i].job_id is not None or not self.fallback
-                     else replace(specs[i], job_id=str(uuid.uuid4())) for i in indexes]
+            batch = [self._with_id(specs[i]) for i in indexes]
             try:
                 placed = self._guarded(name, lambda: self.backends[name].enqueue_many(batch))
             except BackendUnavailable as exc:
@@ -107,6 +104,12 @@ class Router:
             close = getattr(backend, "close", None)
             if close:
                 close()
+
+    def _with_id(self, spec: JobSpec) -> JobSpec:
+        """With fallback on, a job gets its id before the first try: an enqueue in doubt is settled by id."""
+        if self.fallback and spec.job_id is None:
+            return replace(spec, job_id=str(uuid.uuid4()))
+        return spec
 
     def _route_for(self, spec: JobSpec) -> Route:
         if spec.depends_on:
@@ -187,8 +190,6 @@ class Router:
             return self._enqueue_on(other, replace(spec, meta={**spec.meta, FALLBACK_META: mark}))
         # `chosen` may have the job after all (its answer was lost): hold this copy until `chosen` answers again.
         mark["in_doubt"] = True
-        held = replace(spec, meta={**spec.meta, FALLBACK_META: mark},
-                       run_at=held_until(spec.run_at, self.hold_seconds))
-        placed = self._enqueue_on(other, held)
+        placed = self._enqueue_on(other, self.doubts.held(replace(spec, meta={**spec.meta, FALLBACK_META: mark})))
         self.doubts.hold(chosen, placed.job_id, other)
         return placed
