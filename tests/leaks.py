@@ -87,6 +87,15 @@ def _stat(pid: int) -> tuple[str, int]:
     return fields[0], int(fields[1])
 
 
+def gone(pid: int) -> bool:
+    """The process has exited: no longer there, or a zombie waiting for its parent (or init) to reap it."""
+    try:
+        state, _ = _stat(pid)
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
 def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()

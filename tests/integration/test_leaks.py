@@ -43,15 +43,7 @@ def test_a_planted_process_and_its_child_are_reported_and_killed() -> None:
         leaks.kill_trees([proc.pid])
     assert leaks.new_children(before) == []
     assert proc.poll() is not None
-    assert wait_for(lambda: _gone(grandchild.pid), timeout=10, what="the grandchild to die")
-
-
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state in ("Z", "X")  # dead, waiting for init to reap it
+    assert wait_for(lambda: leaks.gone(grandchild.pid), timeout=10, what="the grandchild to die")
 
 
 def test_a_planted_advisory_lock_is_reported_and_its_session_ended(pg_server: LocalPostgres, pg_url: str) -> None:

@@ -14,6 +14,7 @@ from adapters.base import JobSpec, JobState
 from adapters.pg_backend import schema
 from adapters.pg_backend.backend import PostgresBackend
 from migrator.localservers import LocalPostgres
+from tests import leaks
 from tests.support import LEDGER_TABLE, stop_processes, ledger_counts, spawn_cli, wait_for
 
 
@@ -128,18 +129,9 @@ def test_worker_processes_stop_when_their_supervisor_is_sigkilled(backend, pg_ur
                         what="two worker processes, one running the job")
     supervisor.send_signal(signal.SIGKILL)
     supervisor.wait(10)
-    wait_for(lambda: not any(_running(pid) for pid in children), timeout=60, what="the orphaned workers to stop")
+    wait_for(lambda: all(leaks.gone(pid) for pid in children), timeout=60, what="the orphaned workers to stop")
     assert backend.fetch_job("mid-job").state is JobState.FINISHED  # a graceful stop: the job ran to its end
     assert alive_pids(backend) == set()
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie (exited, not yet reaped by init) is not running
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_supervisor_replaces_a_worker_process_that_dies(backend, pg_url):
