@@ -47,3 +47,7 @@ def demo(seconds: float, rate: float, workdir: Path | None, as_json: bool) -> No
         console.print(f"[red]the playbook did not finish[/]: {escape(report.playbook.message)}")
     console.print(f"[bold]lost {t.lost}, duplicated {t.duplicated}[/] in {time.monotonic() - started:.0f}s")
     sys.exit(0 if report.ok else 1)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(demo)

@@ -70,11 +70,7 @@ def cli(ctx: click.Context, redis_url: str | None, database_url: str | None, ver
 
 def load_commands(group: click.Group, module: str) -> None:
     """Import migrator.cli.<module> and add its commands to `group`."""
-    loaded = importlib.import_module(f"migrator.cli.{module}")
-    if module == "demo":
-        group.add_command(loaded.demo)
-    else:
-        loaded.register(group)
+    importlib.import_module(f"migrator.cli.{module}").register(group)
 
 
 def main() -> None:
