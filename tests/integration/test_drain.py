@@ -25,6 +25,7 @@ from migrator.drain import check as drain, strays
 from migrator.routing import flag_store as flags
 from migrator.drain.values import ANY_JOB, DrainReport, Place
 from migrator.localservers import free_port
+from tests.leaks import kill_trees
 from tests.support import ROOT, run_cli, spawn_cli, subprocess_env, wait_for
 
 RQ_CLI = str(Path(sys.executable).parent / "rq")
@@ -33,7 +34,7 @@ RQ, PG = BackendName.RQ, BackendName.POSTGRES
 
 @pytest.fixture
 def rq_workers(redis_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start real `rq worker` processes (each its own process group, so a kill takes its work horse too)."""
+    """Start real `rq worker` processes, each in a session of its own (its work horse forms yet another group)."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*args: str) -> subprocess.Popen[bytes]:
@@ -147,7 +148,7 @@ def test_stale_started_entry_of_a_sigkilled_rq_worker(rqb: RQBackend, conn: redi
     rq.Queue("work", connection=conn).enqueue("tests.jobs.block_until_released", f"tests:never:{uuid.uuid4()}")
     worker = rq_workers("work")
     wait_for(lambda: rqb.raw_counts("work").get(JobState.STARTED), what="the job to start")
-    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, mid-job
+    kill_trees([worker.pid])  # the worker and its work horse (RQ puts the horse in a process group of its own)
     worker.wait(30)
     report = drain.check_drain(rqb, None)
     assert places(report, RQ) == {Place.STALE: 1}
@@ -396,7 +397,9 @@ def test_a_maintenance_lock_left_by_a_dead_worker_is_named_and_a_transfer_releas
     job = rq.Queue("work", connection=conn).enqueue("tests.jobs.block_until_released", key, retry=rq.Retry(max=1))
     worker = rq_workers("work")
     wait_for(lambda: rqb.raw_counts("work").get(JobState.STARTED), what="the job to start")
-    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse, mid-job: the job is abandoned
+    # The worker and its work horse, mid-job: the job is abandoned. Not killpg: RQ's horse calls setpgrp, and a horse
+    # left alive would take the test's "go" below and finish the job itself.
+    kill_trees([worker.pid])
     worker.wait(30)
     started = rq.registry.StartedJobRegistry("work", connection=conn)
     # What minutes bring, without waiting them: the abandoned job's last heartbeat is older than RQ's 60 s
