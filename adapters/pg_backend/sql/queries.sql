@@ -68,7 +68,9 @@ SELECT id, state FROM {jobs} WHERE id = ANY(%(ids)s) FOR SHARE;
 -- claim_jobs: lock the oldest runnable jobs of the given queues for one worker, queues in the order given
 -- (as RQ serves them). One ordered index scan per queue: `queue = ANY(...)` would sort the whole queue.
 -- SKIP LOCKED lets workers claim side by side; the row stays 'running' with our worker id until we write
--- its outcome, so a worker that dies leaves a trail the reaper can follow.
+-- its outcome, so a worker that dies leaves a trail the reaper can follow. The rows are updated by id = ANY(ARRAY(...)),
+-- one primary-key probe each: a join with `next` turns, from about 300 rows on, into a hash join over a scan of the
+-- whole table (11 ms instead of 4 ms for 400 of 20,000 rows; 1.5 ms instead of 1 ms for 100).
 WITH next AS (
     SELECT c.id
     FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, ord)
@@ -83,7 +85,7 @@ WITH next AS (
 )
 UPDATE {jobs} j
 SET state = 'running', worker_id = %(worker_id)s, started_at = now(), attempts = j.attempts + 1
-FROM next WHERE j.id = next.id
+WHERE j.id = ANY(ARRAY(SELECT id FROM next))
 RETURNING j.id, j.queue, j.func, j.args, j.kwargs, j.meta, j.timeout_s, j.attempts, j.interrupted, j.retry_max,
           j.retry_intervals, j.enqueued_at, j.ttl, j.priority, j.run_at, j.result_ttl, j.callbacks, j.description,
           j.failure_ttl, j.pickled_payload;
