@@ -16,6 +16,8 @@ from adapters.base import JobRefused
 
 TAG = "__t"
 _PLAIN = (str, int, float, bool, type(None))
+_AS_IS = (str, int, bool, type(None))  # JSON as they are, no path to name (a float may be NaN, which is refused)
+_JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps given options builds an encoder on every call
 
 
 def _fail(path: str, value: Any) -> JobRefused:
@@ -102,17 +104,19 @@ def encode_call(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> tu
     """JSON text of (args, kwargs), each refused value named as args[i] or kwargs['name']."""
     if not args and not kwargs:
         return "[]", "{}"
-    enc_args = [encode_value(v, f"args[{i}]") for i, v in enumerate(args)]
+    # the common values are taken as they are: no path spelled for them (a bulk enqueue or a transfer encodes
+    # thousands of calls a second, and spelling the paths cost as much as the JSON)
+    enc_args = [v if type(v) in _AS_IS else encode_value(v, f"args[{i}]") for i, v in enumerate(args)]
     enc_kwargs = {}
     for k, v in kwargs.items():
         if type(k) is not str:
             raise JobRefused(f"keyword argument name {k!r} is not a string")
-        enc_kwargs[k] = encode_value(v, f"kwargs[{k!r}]")
-    return json.dumps(enc_args, separators=(",", ":")), json.dumps(enc_kwargs, separators=(",", ":"))
+        enc_kwargs[k] = v if type(v) in _AS_IS else encode_value(v, f"kwargs[{k!r}]")
+    return _JSON.encode(enc_args), _JSON.encode(enc_kwargs)
 
 
 def encode_json(value: Any, path: str = "value") -> str:
-    return json.dumps(encode_value(value, path), separators=(",", ":"))
+    return _JSON.encode(encode_value(value, path))
 
 
 def decode_json(text: str | bytes | None) -> Any:
