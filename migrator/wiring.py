@@ -150,9 +150,10 @@ def periodic_ticker(settings: Settings) -> Iterator[None]:
     entries = schedule.from_config(settings.extra.get("periodic"))
     store = periodic_store(settings)
     router: Router = router_from_env(Router, settings=settings)
-    ticking = ticker.Ticker(store, router)
+    # The config is synced by the ticker's thread: a Postgres lost between the worker's ping and this line (or
+    # flapping) delays the schedules' sync, and never stops the workers from starting.
+    ticking = ticker.Ticker(store, router, config=entries)
     try:
-        ticker.sync_config(store, entries)
         ticking.start()
         yield
     finally:

@@ -11,10 +11,11 @@ class CuttingRelay:
     """Relays 127.0.0.1:port to a real server; once armed, the next answer of the server on any connection is
     swallowed and that connection closed on both sides. Threads end on close()."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, port: int = 0) -> None:
+        """Relay to the server of `url` from `port` (0: any free port; self.url names the relay either way)."""
         parts = urlsplit(url)
         self._target = (parts.hostname or "127.0.0.1", parts.port or 5432)
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("127.0.0.1", port))
         self._listener.settimeout(0.2)
         port = self._listener.getsockname()[1]
         self.url = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.port}", f":{port}")))

@@ -44,14 +44,19 @@ def fire(router: Router, entry: PeriodicEntry, at: datetime) -> bool:
 class Ticker(threading.Thread):
     """Ticks until stop(); errors of one turn are logged, the next turn tries again."""
 
-    def __init__(self, store: PeriodicStore, router: Router, interval: float = 1.0) -> None:
+    def __init__(self, store: PeriodicStore, router: Router, interval: float = 1.0,
+                 config: Sequence[PeriodicEntry] | None = None) -> None:
         super().__init__(name="migrator-periodic", daemon=True)
         self.store, self.router, self.interval = store, router, interval
+        self._unsynced = config  # migrator.toml's schedules: synced on the first turn that reaches Postgres
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
             try:
+                if self._unsynced is not None:
+                    sync_config(self.store, self._unsynced)
+                    self._unsynced = None
                 self.store.tick(lambda entry, at: fire(self.router, entry, at), schedule.next_tick)
             except Exception as exc:  # a lost database: the worker goes on, ticks wait for the next turn
                 log.warning("periodic ticker: %s", exc)
@@ -59,4 +64,5 @@ class Ticker(threading.Thread):
 
     def stop(self) -> None:
         self._halt.set()
-        self.join(10)
+        if self.is_alive():
+            self.join(10)

@@ -8,17 +8,24 @@ import signal
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import pytest
 from redis import Redis
 
 from adapters.base import BackendName, PeriodicEntry
+from adapters.pg_backend.backend import PostgresBackend
 from adapters.pg_backend.periodic import PgPeriodicStore
 from adapters.pg_backend.routing_tables import RoutingTables
+from adapters.rq_backend import RQBackend
 from migrator.errors import BadInput
+from migrator.localservers import free_port
 from migrator.periodic import schedule, ticker
+from migrator.routing.cache import CachedFlags
 from migrator.routing.flag_store import FlagStore
+from migrator.routing.router import Router
 from tests import rq_api_jobs as jobs
+from tests.faults import CuttingRelay
 from tests.support import ledger_counts, ledger_sides, run_cli, spawn_cli, spawn_rq_worker, stop_processes, wait_for
 
 TICK = "tests.rq_api_jobs.note_tick"
@@ -90,6 +97,30 @@ def test_config_schedules_sync_and_validate(store, pg_url):
                 {"name": "x", "job": "a.b", "every": 1, "colour": "red"}):
         with pytest.raises(BadInput):
             schedule.from_config([bad])
+
+
+def test_a_ticker_started_while_postgres_is_unreachable_syncs_the_config_once_it_is_back(pg_url, redis_url, store):
+    """A worker whose Postgres goes away between its start-up ping and the schedules' sync (a flapping server) must
+    start anyway: the ticker's thread syncs migrator.toml's schedules on its first turn that reaches Postgres."""
+    port = free_port()  # nothing listens here yet: connections are refused, as by a server that is down
+    away = PgPeriodicStore(pg_url.replace(f":{urlsplit(pg_url).port}/", f":{port}/"))
+    router = Router(RQBackend(redis_url), PostgresBackend(pg_url), CachedFlags(FlagStore(RoutingTables(pg_url)), 0.1).start())
+    ticking = ticker.Ticker(away, router, interval=0.1,
+                            config=schedule.from_config([{"name": "often", "job": "tests.jobs.noop", "every": 3600}]))
+    relay = None
+    try:
+        ticking.start()
+        time.sleep(0.5)  # several turns fail on the refused connection
+        assert ticking.is_alive() and store.entries() == []
+        relay = CuttingRelay(pg_url, port=port)  # the server is back where the store looks for it
+        wait_for(lambda: [e.name for e in store.entries()] == ["often"], timeout=30, what="the config to sync")
+    finally:
+        ticking.stop()
+        router.close()
+        away.close()
+        if relay:
+            relay.close()
+    assert not ticking.is_alive()
 
 
 def test_next_tick_skips_missed_ticks():
