@@ -18,6 +18,9 @@ from tests import leaks
 from tests.support import LEDGER_TABLE, stop_processes, ledger_counts, spawn_cli, wait_for
 
 
+LIVENESS_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrator-worker-liveness'"
+
+
 def pids_in(path: Path) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
@@ -154,28 +157,44 @@ def test_supervisor_replaces_a_worker_process_that_dies(backend, pg_url):
 def test_a_postgres_crash_does_not_reap_the_running_jobs_of_live_workers(own_postgres, tmp_path):
     """Postgres crashes (immediate stop) for longer than the recovery grace while a job runs: every worker lost its
     liveness lock and could not heartbeat, so right after the restart each looks dead to the first reaper. The
-    running job must not be requeued (it would run twice): the server's own start time tells a restart apart."""
+    running job must not be requeued (it would run twice): the server's own start time tells a restart apart.
+    The worker running the job is held (SIGSTOP) until the other workers have surely reaped, so its own reconnect
+    cannot win the race by luck; it is let go within the grace, as a live worker reconnects."""
     url = own_postgres.url
+    grace = 8.0
     pid_file = tmp_path / "pids"
     backend = PostgresBackend(url)
-    backend.enqueue(JobSpec("tests.jobs.write_pid_then_sleep", (str(pid_file), 6.0), job_id="long"))
+    backend.enqueue(JobSpec("tests.jobs.write_pid_then_sleep", (str(pid_file), 3.0), job_id="long"))
     backend.close()
-    workers = [spawn_cli("worker", "--recovery-grace", "1", DATABASE_URL=url) for _ in range(3)]
+    workers = [spawn_cli("worker", "--recovery-grace", str(grace), DATABASE_URL=url) for _ in range(3)]
+    held = False
     try:
-        wait_for(lambda: pids_in(pid_file), what="the job to start")
+        [runner] = wait_for(lambda: pids_in(pid_file), what="the job to start")
+        with psycopg.connect(url, autocommit=True) as conn:  # all three are up before the crash, not starting
+            wait_for(lambda: conn.execute(LIVENESS_SESSIONS).fetchone()[0] == 3, what="the three workers to start")
         # Workers commit claims asynchronously (docs/backend.md): a crash may forget a claim and the job then runs
         # again, a separate, documented re-run. Flushing the WAL first makes the claim survive: what is tested here
         # is the reaper alone.
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CHECKPOINT")
+        os.kill(runner, signal.SIGSTOP)
+        held = True
         own_postgres.stop("immediate")
-        time.sleep(2.5)  # longer than the grace: every heartbeat is stale when the server comes back
+        time.sleep(grace + 1)  # longer than the grace: every heartbeat is stale when the server comes back
         own_postgres.start()
+        with psycopg.connect(url, autocommit=True) as conn:
+            wait_for(lambda: conn.execute(LIVENESS_SESSIONS).fetchone()[0] >= 2, timeout=30,
+                     what="the two idle workers to reconnect")
+        time.sleep(2 * 2.0 + 1)  # two rounds of their reaper (every 2 s): without the fix the job is requeued now
+        os.kill(runner, signal.SIGCONT)  # within the grace after the restart, as a live worker's reconnect is
+        held = False
         backend = PostgresBackend(url)
         wait_for(lambda: backend.fetch_job("long").state is JobState.FINISHED, timeout=90, what="the job to end")
-        time.sleep(3)  # a requeued copy would have started by now (three idle workers, notified)
+        time.sleep(3)  # a requeued copy would have started by now (two idle workers, notified)
         assert len(pids_in(pid_file)) == 1, f"the job ran {len(pids_in(pid_file))} times"
         assert backend.fetch_job("long").state is JobState.FINISHED
     finally:
+        if held:
+            os.kill(runner, signal.SIGCONT)
         stop_processes(workers)
         backend.close()
