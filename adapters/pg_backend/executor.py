@@ -60,7 +60,7 @@ class Claimed:
         return JobSpec(job_name=self.job_name, args=tuple(args), kwargs=kwargs, queue=self.queue, job_id=self.id,
                        timeout=self.timeout_s, result_ttl=self.result_ttl, ttl=self.ttl, failure_ttl=self.failure_ttl,
                        retry=retry, meta=meta or {}, description=self.description, priority=self.priority,
-                       **callback_fields(self.callbacks))
+                       **(callback_fields(self.callbacks) if self.callbacks else {}))  # most jobs have none
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ def perform(job: Claimed, missing_function_attempts: int, handlers: Sequence[hoo
             args, kwargs = pickled.load(job.job_name, job.pickled, pickles)
         handle = current_job.handle(job.job_spec(args, kwargs, payload.decode_value(job.meta)), job.attempts,
                                     job.enqueued_at)
-        with current_job.running(handle):  # rq.get_current_job() inside the job and its callbacks
+        with current_job.Running(handle):  # rq.get_current_job() inside the job and its callbacks
             result = callbacks.run(handle, job.callbacks, lambda: _call_with_timeout(fn, args, kwargs, job.timeout_s),
                                    _call_with_timeout, JobTimeout, import_function)
     except FunctionNotFound as exc:
