@@ -93,12 +93,13 @@ RETURNING j.id, j.queue, j.func, j.args, j.kwargs, j.meta, j.timeout_s, j.attemp
 -- finish_jobs: record successes; result_ttl 0 deletes the row at once (the worker names those jobs in `deleted`,
 -- as it claimed them: looking for them among all its running rows cost each statement a scan of them); dependents
 -- whose other parents are all finished are queued in the same statement (two parents finishing at the same instant
--- are caught by housekeeping's release_dependents)
+-- are caught by housekeeping's release_dependents). The arrays travel in binary (%(ids)b): psycopg's text dump of a
+-- list quotes each element through a regular expression, a few microseconds per job on the worker's main thread
 WITH done AS (
-    SELECT d.id, d.result FROM unnest(%(ids)s::text[], %(results)s::jsonb[]) AS d(id, result)
+    SELECT d.id, d.result FROM unnest(%(ids)b::text[], %(results)b::jsonb[]) AS d(id, result)
 ), gone AS (
     DELETE FROM {jobs} j
-    WHERE cardinality(%(deleted)s::text[]) > 0 AND j.id = ANY(%(deleted)s::text[])
+    WHERE cardinality(%(deleted)b::text[]) > 0 AND j.id = ANY(%(deleted)b::text[])
       AND j.state = 'running' AND j.worker_id = %(worker_id)s AND j.result_ttl = 0
     RETURNING j.id
 ), kept AS (
@@ -114,10 +115,10 @@ WITH done AS (
     RETURNING j.id
 ), released AS (
     UPDATE {jobs} c SET state = 'queued', run_at = now()
-    WHERE c.state = 'deferred' AND c.depends_on && %(ids)s::text[]
+    WHERE c.state = 'deferred' AND c.depends_on && %(ids)b::text[]
       AND NOT EXISTS (SELECT 1 FROM {jobs} p WHERE p.id = ANY(c.depends_on) AND p.state <> 'finished'
                                                 AND NOT (c.allow_failure AND p.state IN ('failed', 'canceled'))
-                                                AND NOT p.id = ANY(%(ids)s::text[]))
+                                                AND NOT p.id = ANY(%(ids)b::text[]))
     RETURNING c.id
 )
 SELECT id FROM gone UNION ALL SELECT id FROM kept;
