@@ -118,9 +118,10 @@ class PostgresBackend:
         return Enqueued(self.name, params["id"], spec.queue, spec.job_name)
 
     def enqueue_many(self, specs: Iterable[JobSpec | Any], conn: psycopg.Connection[Any] | None = None,
-                     queue: str = "default") -> list[Enqueued]:
+                     queue: str = "default", checked: bool = False) -> list[Enqueued]:
         """Insert many jobs in one round trip; ids that already exist are skipped, as with enqueue.
-        Accepts JobSpecs or `rq.Queue.prepare_data(...)` items (enqueued on `queue`)."""
+        Accepts JobSpecs or `rq.Queue.prepare_data(...)` items (enqueued on `queue`). `checked`: inside `conn`'s
+        transaction the caller found none of the ids in the table; one inserted since raises UniqueViolation."""
         specs = [s if isinstance(s, JobSpec) else from_enqueue_data(s, queue) for s in specs]
         if any(s.depends_on or s.unique for s in specs):
             return [self.enqueue(s, conn) for s in specs]
@@ -130,7 +131,7 @@ class PostgresBackend:
             return []
         # One COPY in one transaction (bulk.py): either every job is enqueued, durably once this returns, or none.
         with self.db.connection(conn) as c, _atomic(c):
-            ids = bulk.write(self.db, c, specs)
+            ids = bulk.write(self.db, c, specs, checked)
         return [Enqueued(self.name, job_id, s.queue, s.job_name) for job_id, s in zip(ids, specs)]
 
     def _enqueue_each(self, specs: list[JobSpec], conn: psycopg.Connection[Any] | None) -> list[Enqueued]:

@@ -3,7 +3,9 @@
 Why straight in: ids generated here (uuid4) cannot exist already, so the batch needs no ON CONFLICT; COPY then
 inserts rows in batches, where INSERT .. ON CONFLICT inserts each row speculatively, and no staging table is written,
 read and emptied (about twice the rate). Jobs given their own ids may exist already and are skipped, as enqueue
-skips them: those go through the staging table and INSERT .. ON CONFLICT DO NOTHING (insert_bulk).
+skips them: those go through the staging table and INSERT .. ON CONFLICT DO NOTHING (insert_bulk), unless the caller
+has checked them in the same transaction (`checked`, a transfer's land): then straight in too, and an id inserted by
+someone else since the check fails the COPY (UniqueViolation) rather than being skipped.
 """
 from __future__ import annotations
 
@@ -70,9 +72,9 @@ class Rows:
     table's columns, run_at NULL for now. `first`: per queue the earliest run_at (None: a job runs now), to know
     which queues' workers to wake."""
 
-    def __init__(self, staging: bool) -> None:
+    def __init__(self, staging: bool, ids_generated: bool) -> None:
         self.staging = staging
-        self.ids_generated = not staging  # hex digits and dashes: nothing to escape
+        self.ids_generated = ids_generated  # hex digits and dashes: nothing to escape
         self.plain: list[str] = []  # jobs with nothing but a call (see _plain): five columns, the rest defaults
         self.now: list[str] = []
         self.at: list[str] = []
@@ -84,7 +86,7 @@ class Rows:
         args, kwargs = payload.encode_call(spec.args, dict(spec.kwargs)) if spec.args or spec.kwargs else ("[]", "{}")
         if not self.staging and _plain(spec):
             self.first[spec.queue] = None
-            self.plain.append(f"{job_id}\t{self._name(spec.queue)}\t{self._name(spec.job_name)}\t{_text(args)}\t"
+            self.plain.append(f"{job_id if self.ids_generated else _text(job_id)}\t{self._name(spec.queue)}\t{self._name(spec.job_name)}\t{_text(args)}\t"
                               f"{_text(kwargs)}\n")
             return
         meta = payload.encode_json(dict(spec.meta), "meta") if spec.meta else "{}"
@@ -122,12 +124,14 @@ def _plain(spec: JobSpec) -> bool:
                 or spec.run_at is not None or spec.at_front or spec.on_success or spec.on_failure or spec.on_stopped)
 
 
-def write(db: Database, conn: psycopg.Connection[Any], specs: Sequence[JobSpec]) -> list[str]:
+def write(db: Database, conn: psycopg.Connection[Any], specs: Sequence[JobSpec], checked: bool = False) -> list[str]:
     """COPY the jobs in, inside the caller's transaction, and wake the workers of queues given a runnable job (one
-    NOTIFY each, delivered at commit). The ids in the order of `specs`."""
+    NOTIFY each, delivered at commit). The ids in the order of `specs`. `checked`: the caller found none of the
+    given ids in the table earlier in this transaction (see the module's docstring)."""
     fresh = iter(new_job_ids(sum(1 for s in specs if s.job_id is None)))
     ids = [s.job_id or next(fresh) for s in specs]
-    rows = Rows(staging=any(s.job_id is not None for s in specs))
+    given = any(s.job_id is not None for s in specs)
+    rows = Rows(staging=given and not checked, ids_generated=not given)
     for spec, job_id in zip(specs, ids):
         rows.add(spec, job_id)
     with conn.cursor() as cur:

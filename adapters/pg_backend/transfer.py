@@ -23,6 +23,7 @@ from adapters.pg_backend.backend import EPOCH, PostgresBackend, callback_fields
 
 LOCK_KEY = 0x6D747266  # "mtrf": one transfer at a time per database
 LOCK_WAIT = 30.0  # seconds: a killed transfer's session ends at once on a local socket, later on a dead host
+LAND_ATTEMPTS = 5  # a chunk's land re-checked after the app inserted one of its ids meanwhile
 
 
 def _q(backend: PostgresBackend) -> dict[str, str]:
@@ -62,6 +63,18 @@ def parents_with_dependents(backend: PostgresBackend, ids: Sequence[str]) -> set
 def land(backend: PostgresBackend, specs: Sequence[JobSpec]) -> tuple[set[str], set[str]]:
     """Insert jobs held from RQ, exactly once: (done, conflicts). `done` are in Postgres now, or were inserted by
     an earlier run; `conflicts` use an id that Postgres already has for another job: they were not inserted."""
+    for _ in range(LAND_ATTEMPTS):
+        try:
+            return _land_once(backend, specs)
+        except psycopg.errors.UniqueViolation:  # the app enqueued one of these ids since the check: check again
+            continue
+    raise BackendError("job ids kept appearing in Postgres while transferring; run transfer again")
+
+
+def _land_once(backend: PostgresBackend, specs: Sequence[JobSpec]) -> tuple[set[str], set[str]]:
+    """One transaction: the ids checked, then the fresh ones marked and copied straight in (checked=True: no
+    staging table, no ON CONFLICT; an id inserted by someone else after the check fails the COPY, never skipped,
+    so that a job is never taken for landed when another job holds its id)."""
     ids = [s.job_id or "" for s in specs]
     with backend.db.connection() as c, c.transaction():
         found = c.execute(_q(backend)["land_check"], {"ids": ids}).fetchall()
@@ -70,7 +83,7 @@ def land(backend: PostgresBackend, specs: Sequence[JobSpec]) -> tuple[set[str], 
         fresh = [s for s in specs if s.job_id not in landed and s.job_id not in conflicts]
         if fresh:
             c.execute(_q(backend)["mark_landed"], {"ids": [s.job_id for s in fresh]})
-            backend.enqueue_many(fresh, conn=c)
+            backend.enqueue_many(fresh, conn=c, checked=True)
     return set(ids) - conflicts, conflicts
 
 

@@ -134,6 +134,31 @@ def test_refused_jobs_stay_in_rq_with_their_reason(legacy, backend, redis_url, p
     assert in_transit(legacy, backend) == (0, 0, 0)
 
 
+def test_an_id_the_app_enqueues_while_it_is_moved_stays_in_rq_not_lost(monkeypatch, legacy, backend):
+    """The app's insert lands between the land's check and its COPY: the COPY fails, the chunk is checked again,
+    and the moved job is refused as a conflict (released back to RQ), never counted as landed."""
+    q = legacy.queue("default")
+    for i in range(3):
+        q.enqueue_call("tests.jobs.noop", job_id=f"race-{i}")
+    insert, raced = backend.enqueue_many, []
+
+    def app_wins(specs, conn=None, **options):
+        if not raced:
+            raced.append(backend.enqueue(JobSpec("tests.jobs.echo", job_id="race-1")))  # its own connection
+        return insert(specs, conn=conn, **options)
+
+    monkeypatch.setattr(backend, "enqueue_many", app_wins)
+    report = transfer.transfer_pending(legacy, backend, TO_PG)
+
+    assert raced and report.total_moved == 2
+    assert [(r.job_id, r.reason) for r in report.refused] == [
+        ("race-1", "postgres already has a different job with this id")]
+    assert pg_spec(backend, "race-1").spec.job_name == "tests.jobs.echo"
+    assert q.get_job_ids() == ["race-1"] and Job.fetch("race-1", connection=legacy.connection).func_name == \
+        "tests.jobs.noop"
+    assert in_transit(legacy, backend) == (0, 0, 0)
+
+
 def test_dry_run_counts_per_job_and_state_and_moves_nothing(legacy, backend, redis_url, pg_url):
     q = legacy.queue("default")
     for i in range(3):
