@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 import signal
+import time
 import traceback
 from _signal import getsignal as raw_getsignal  # signal.getsignal without its enum lookup (~3 us a job)
 from collections.abc import Callable, Sequence
@@ -103,8 +104,13 @@ def backoff(attempt: int, intervals: list[int]) -> float:
     return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
 
+_timed = False  # a timed call is running: SIGALRM is its timeout
+_armed_until = 0.0  # time.monotonic() at which the timer last armed goes off (left armed: see _call_with_timeout)
+
+
 def _on_alarm(signum: int, frame: Any) -> None:
-    raise JobTimeout()
+    if _timed:  # else a timer an earlier call left armed: there is nothing to interrupt
+        raise JobTimeout()
 
 
 def install_timeout_handler() -> None:
@@ -113,14 +119,24 @@ def install_timeout_handler() -> None:
 
 
 def _call_with_timeout(fn: Callable[..., Any], args: Any, kwargs: Any, timeout_s: int) -> Any:
-    """Call `fn`, interrupting it after timeout_s with SIGALRM as RQ does (main thread only; <= 0 means none)."""
-    if timeout_s <= 0 or raw_getsignal(signal.SIGALRM) is not _on_alarm:
+    """Call `fn`, interrupting it after timeout_s with SIGALRM as RQ does (main thread only; <= 0 means none).
+    The timer is armed for each call but not disarmed after it, one system call a job instead of two: the next
+    call arms it anew, _on_alarm ignores it between calls, and a call without a timeout disarms one still pending."""
+    global _timed, _armed_until
+    if raw_getsignal(signal.SIGALRM) is not _on_alarm:
+        return fn(*args, **kwargs)
+    if timeout_s <= 0:
+        if _armed_until > time.monotonic():
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            _armed_until = 0.0
         return fn(*args, **kwargs)
     signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    _armed_until = time.monotonic() + timeout_s
+    _timed = True
     try:
         return fn(*args, **kwargs)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        _timed = False
 
 
 class ResultNotStored(Exception):
