@@ -14,7 +14,7 @@ from adapters.pg_backend.periodic import PgPeriodicStore
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.pg_backend.playbook_state import PgPlaybookState
 from adapters.pg_backend.routing_tables import RoutingTables
-from adapters.pg_backend.worker import WorkerOptions
+from adapters.pg_backend.worker_options import WorkerOptions
 from adapters.rq_backend import RQBackend
 from migrator import config
 from migrator.config import Settings

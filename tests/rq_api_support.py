@@ -8,7 +8,8 @@ import rq
 from adapters.base import BackendName
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.pg_backend.routing_tables import RoutingTables
-from adapters.pg_backend.worker import Worker, WorkerOptions
+from adapters.pg_backend.worker import Worker
+from adapters.pg_backend.worker_options import WorkerOptions
 from adapters.rq_backend import RQBackend
 from migrator import Queue, Router
 from migrator.routing.cache import CachedFlags

@@ -11,7 +11,8 @@ import signal
 import time
 from typing import Any
 
-from adapters.pg_backend.worker import Worker, WorkerOptions
+from adapters.pg_backend.worker import Worker
+from adapters.pg_backend.worker_options import WorkerOptions
 
 log = logging.getLogger("migrator.worker")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

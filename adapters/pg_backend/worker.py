@@ -3,64 +3,26 @@ outcomes in batches, and recovers the jobs of dead workers. `--concurrency N` fo
 """
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from adapters.base import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL, BackendUnavailable, PickleOptIn
-from adapters.pg_backend import claimer, current_job, db, executor, hooks, liveness
+from adapters.base import BackendUnavailable
+from adapters.pg_backend import claimer, current_job, db, executor, hooks, liveness, outcomes
 from adapters.pg_backend.executor import Claimed, Outcome
+from adapters.pg_backend.worker_options import WorkerOptions
 
 log = logging.getLogger("migrator.worker")
-RESEND_SECONDS = 10.0  # outcomes sent again after a reconnect: well past what an asynchronous commit can lose
-# Successes per finish_jobs statement: from about 200 ids on, the planner gives up the index of deferred jobs for
-# a scan of the whole table when it looks for their dependents (about 100 ms at 20,000 rows instead of 0.3 ms).
-FINISH_CHUNK = 100
 
 
 class JobInterrupted(BaseException):
     """Raised in a running job when shutdown can wait no longer; the job is released, not failed."""
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerOptions:
-    queues: tuple[str, ...] = ("default",)
-    # Most jobs claimed per round trip. The claim budget below decides for any job slower than 40 us (see
-    # claimer.ClaimSize); the cap matters for near-instant ones, whose claim of 500 costs Postgres about 4 ms.
-    batch: int = 500
-    claim_budget_seconds: float = 0.02  # claim about this much work at a time, by the average job run time
-    # A job that has run this long is slow: the unstarted rest of its batch goes back to the queue at once (from
-    # another thread, while it runs), so that the processes of --concurrency N run N slow jobs side by side.
-    slow_job_seconds: float = 0.05
-    burst: bool = False  # exit when nothing is runnable
-    poll_seconds: float = 1.0  # fallback when a NOTIFY is missed
-    hold_seconds: float = 1.0  # give back the unstarted rest of a batch once it has been held this long
-    # When outcomes are written: sent right after any job that took flush_after_job or longer, and committed at
-    # least every flush_every (a batch of 500 near-instant jobs is longer). A worker killed at the worst instant
-    # re-runs at most the jobs since the last commit (see docs/backend.md): one job that did real work (I/O, a
-    # partner call), or a few milliseconds of near-instant ones.
-    flush_after_job: float = 0.001
-    flush_every: float = 0.005
-    # Outcome commits skip the WAL flush wait unless sync_commit is set: a *Postgres* crash may then forget the
-    # last fraction of a second of outcomes, and those jobs run again (they are never lost).
-    sync_commit: bool = False
-    recovery_grace: float = 5.0  # seconds a dead worker's heartbeat must be stale before its jobs are requeued
-    reap_seconds: float = 2.0  # how often this worker looks for dead workers' jobs
-    heartbeat_seconds: float = 1.0
-    shutdown_grace: float = 25.0  # after SIGTERM, how long a running job may go on before it is released
-    missing_function_attempts: int = 10  # attempts for a job whose function does not import here
-    max_interrupts: int = 5  # a job whose worker died this often is failed instead of requeued
-    setup: str | None = None  # import path of a function run once per worker process before any job
-    exception_handlers: tuple[str, ...] = ()  # import paths of RQ-style handlers run when a job fails
-    pickle_payloads: PickleOptIn = PickleOptIn()  # jobs whose pickled arguments this worker loads (none by default)
 
 
 class Worker:
@@ -72,11 +34,7 @@ class Worker:
         self.conn: psycopg.Connection[Any] | None = None
         self.stopping = False
         self.processed = 0
-        self._unwritten: list[Outcome] = []  # recorded, not yet sent
-        self._sent: list[Outcome] = []  # sent in the current pipeline, not yet confirmed
-        # Outcomes of the last RESEND_SECONDS, sent again after a reconnect: they are committed asynchronously, and
-        # a Postgres crash forgets the last fraction of a second of them (writing one twice is harmless).
-        self._recent: collections.deque[tuple[float, Outcome]] = collections.deque()
+        self.outcomes = outcomes.Outcomes(self.db, self.liveness)
         self._had_conn = False
         self._reconnected = False
         self._last_commit = time.monotonic()  # of outcomes: see _commit
@@ -149,8 +107,7 @@ class Worker:
         if self.conn is None or self.conn.closed:
             if self._had_conn:  # a lost connection (a restart?): what it may have forgotten is settled in _step
                 self._reconnected = True
-                self._unwritten[:0] = [o for _, o in self._recent]
-                self._recent.clear()
+                self.outcomes.resend_recent()
             self.conn = db.connect(self.db.url, application_name=f"migrator-worker-{self.liveness.worker_id}")
             self._had_conn = True
             if not self.options.sync_commit:
@@ -209,11 +166,11 @@ class Worker:
                 if now - self._last_commit >= self.options.flush_every:
                     self._commit(conn, pipeline)
                 elif now - started >= self.options.flush_after_job:
-                    self._send(conn)
+                    self.outcomes.send(conn)
                 if self._may_claim_ahead():
                     self._claim_ahead(conn, pipeline)
-            self._send(conn)
-        self._sent.clear()  # the pipeline synced: every outcome sent above is written
+            self.outcomes.send(conn)
+        self.outcomes.committed()  # the pipeline synced: every outcome sent above is written
         self._last_commit = time.monotonic()
         self.claim_size.grow()
 
@@ -236,9 +193,9 @@ class Worker:
     def _commit(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline) -> None:
         """Send the outcomes recorded so far and commit them: in pipeline mode the statements sent since the last sync
         are one transaction, so a worker killed before the sync would run them again."""
-        self._send(conn)
+        self.outcomes.send(conn)
         pipeline.sync()
-        self._sent.clear()
+        self.outcomes.committed()
         self._last_commit = time.monotonic()
 
     def _take_held(self) -> list[Claimed]:
@@ -249,51 +206,19 @@ class Worker:
 
     def _record(self, outcome: Outcome) -> None:
         self.processed += 1
-        self._unwritten.append(outcome)
-        if outcome.ok or outcome.expired:
-            return
-        if outcome.retry:
-            log.warning("job %s failed (%s: %s); retry in %.1fs", outcome.job_id, outcome.error_type,
-                        outcome.error_message, outcome.delay)
-        else:  # ERROR with the exception attached: what Sentry's logging integration reports
-            log.error("job %s failed (%s: %s)", outcome.job_id, outcome.error_type, outcome.error_message,
-                      exc_info=outcome.exception)
+        self.outcomes.record(outcome)
 
     def _release(self, conn: psycopg.Connection[Any], jobs: list[Claimed]) -> None:
         claimer.release(self.db, conn, jobs, self.liveness.worker_id)
     # -- writing outcomes -------------------------------------------------------------------------------------
     def _flush(self) -> None:
-        """Write outcomes left unwritten by a lost connection (writing one twice is harmless: it is conditional
-        on the job still being ours and running)."""
-        if not (self._unwritten or self._sent):
+        """Write outcomes left unwritten by a lost connection, on a new one (autocommit: written once sent)."""
+        if not len(self.outcomes):
             return
         conn = self._connection()
-        self._unwritten[:0] = self._sent
-        self._sent.clear()
-        self._send(conn)
-        self._sent.clear()
-
-    def _send(self, conn: psycopg.Connection[Any]) -> None:
-        """Send the recorded outcomes: all successes in one statement, failures one by one (they are rare)."""
-        outcomes, self._unwritten = self._unwritten, []
-        # Kept as sent before anything is sent: if the connection breaks in the middle, _flush sends them again on
-        # the next connection (writing an outcome twice is harmless, losing one leaves its job 'running' for good).
-        self._sent.extend(outcomes)
-        now = time.monotonic()
-        self._recent.extend((now, o) for o in outcomes)
-        while self._recent and self._recent[0][0] < now - RESEND_SECONDS:
-            self._recent.popleft()
-        ok = [o for o in outcomes if o.ok]
-        for start in range(0, len(ok), FINISH_CHUNK):
-            part = ok[start:start + FINISH_CHUNK]
-            conn.execute(self.db.queries["finish_jobs"],
-                         {"ids": [o.job_id for o in part], "results": [o.result for o in part],
-                          "deleted": [o.job_id for o in part if o.deletes],
-                          "worker_id": self.liveness.worker_id, "default_result_ttl": DEFAULT_RESULT_TTL},
-                         prepare=True)
-        for o in outcomes:
-            if not o.ok:
-                self._write_failure(conn, o)
+        self.outcomes.resend_sent()
+        self.outcomes.send(conn)
+        self.outcomes.committed()
 
     def _requeue_own(self, conn: psycopg.Connection[Any]) -> None:
         """After a reconnect, between batches: rows still 'running' under this worker are ones it is not running
@@ -307,15 +232,6 @@ class Worker:
         if self.releaser is not None:
             self.releaser.claim_lost = False
 
-    def _write_failure(self, conn: psycopg.Connection[Any], o: Outcome) -> None:
-        if o.expired:
-            self.db.execute("cancel_expired", {"id": o.job_id, "worker_id": self.liveness.worker_id}, conn=conn)
-            return
-        self.db.execute("fail_job", {"id": o.job_id, "worker_id": self.liveness.worker_id, "retry": o.retry,
-                                     "delay": o.delay, "error_type": o.error_type, "error_message": o.error_message,
-                                     "traceback": o.traceback, "default_failure_ttl": DEFAULT_FAILURE_TTL},
-                        conn=conn)
-
     def _retry_flush(self, attempts: int = 20) -> None:
         """At shutdown: keep trying to write outcomes for a while, so finished work is not run again."""
         for _ in range(attempts):
@@ -325,8 +241,7 @@ class Worker:
             except (psycopg.OperationalError, BackendUnavailable):
                 self._drop_conn()
                 time.sleep(0.5)
-        log.error("could not record %s outcomes; those jobs will be requeued and may run again",
-                  len(self._unwritten) + len(self._sent))
+        log.error("could not record %s outcomes; those jobs will be requeued and may run again", len(self.outcomes))
 
     # -- housekeeping and waiting -----------------------------------------------------------------------------
     def _housekeep(self, conn: psycopg.Connection[Any]) -> None:

@@ -11,7 +11,8 @@ from rq.command import send_stop_job_command
 
 from adapters.base import BackendName
 from adapters.pg_backend.backend import PostgresBackend
-from adapters.pg_backend.worker import Worker, WorkerOptions
+from adapters.pg_backend.worker import Worker
+from adapters.pg_backend.worker_options import WorkerOptions
 from adapters.rq_backend import RQBackend
 from migrator.transfer import run as transfer
 from migrator.transfer.values import Direction

@@ -17,7 +17,8 @@ from rq.job import Job
 from adapters.base import JobSpec, JobState, RetryPolicy
 from adapters.pg_backend import sql as named
 from adapters.pg_backend import transfer as pg_side
-from adapters.pg_backend.worker import Worker, WorkerOptions
+from adapters.pg_backend.worker import Worker
+from adapters.pg_backend.worker_options import WorkerOptions
 from adapters.rq_backend import transfer as rq_side
 from migrator.transfer import run as transfer
 from migrator.transfer.values import Direction

@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from adapters.base import JobSpec, JobState
-from adapters.pg_backend.worker import Worker, WorkerOptions
+from adapters.pg_backend.worker import Worker
+from adapters.pg_backend.worker_options import WorkerOptions
 from tests.support import ledger_counts, run_cli
 
 
