@@ -111,12 +111,12 @@ def _values(gate: GateResult) -> str:
 
 class Demo:
     def __init__(self, options: DemoOptions, say: Say) -> None:
-        self.o = options
+        self.options = options
         self.say = say
 
     def run(self) -> DemoReport:
         with tempfile.TemporaryDirectory(prefix="migrator-demo-") as tmp:
-            root = self.o.workdir or Path(tmp)
+            root = self.options.workdir or Path(tmp)
             redis_server = LocalRedis(root / "redis").start()
             try:
                 pg_server = LocalPostgres(root / "postgres").start()
@@ -161,13 +161,13 @@ class Demo:
     def _run_playbook(self, settings: Settings, fleet: Fleet, ctx: Context, pg_url: str) -> RunOutcome:
         plan = plans.load(PLAYBOOK, {"first_job": FIRST_JOB})
         soaks = sum(1 for s in plan.steps if s.kind is Kind.SOAK) or 1
-        plan = plan.with_soak(max(1.0, self.o.seconds / soaks)).with_quiet(1.0)
+        plan = plan.with_soak(max(1.0, self.options.seconds / soaks)).with_quiet(1.0)
         router = wiring.router_from_env(Router, settings=settings)
-        loads = [Load(Queue("default", router=router), pg_url, rate=self.o.rate / LOAD_THREADS, prefix=f"-t{i}",
+        loads = [Load(Queue("default", router=router), pg_url, rate=self.options.rate / LOAD_THREADS, prefix=f"-t{i}",
                       seed=i, schedule_within=SCHEDULE_WITHIN) for i in range(LOAD_THREADS)]
         for load in loads:
             load.start()
-        self.say(f"the app enqueues about {self.o.rate:.0f} jobs/s from {LOAD_THREADS} threads through "
+        self.say(f"the app enqueues about {self.options.rate:.0f} jobs/s from {LOAD_THREADS} threads through "
                  f"migrator.Queue ({', '.join(f.__name__ for f in jobs.JOBS)}, and send_reminder for later)")
         self.say(f"running {PLAYBOOK.name}: {len(plan.steps)} steps, soaks of {plan.steps[3].duration:g}s (demo only)")
         narrator = Narrator(self.say, lambda: self._kill_one(fleet, ctx, pg_url))
