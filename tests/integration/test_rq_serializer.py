@@ -1,5 +1,6 @@
-"""An app whose RQ workers read JSON (rq.serializers.JSONSerializer), named once in the configuration: the drop-in
-writes what those workers read, and drain-check, transfer and compat scan read it back."""
+"""An app whose RQ workers read JSON (rq.serializers.JSONSerializer), or use its own Job and Queue classes, named once
+in the configuration: the drop-in writes what those workers read, and drain-check, transfer and compat scan read it
+back."""
 from __future__ import annotations
 
 import subprocess
@@ -21,6 +22,7 @@ from migrator.errors import BadInput
 from migrator.transfer.run import transfer_pending
 from migrator.transfer.values import Direction
 from tests import jobs
+from tests.rq_classes import AppJob
 from tests.support import ROOT, ledger_counts, subprocess_env
 
 
@@ -65,3 +67,26 @@ def test_a_json_serializer_app_round_trips_through_drop_in_drain_transfer_and_sc
 def test_an_rq_class_that_does_not_import_is_one_line_naming_the_key(redis_url, pg_url):
     with pytest.raises(BadInput, match="configuration key 'rq_serializer': cannot import 'app.nowhere:Json'"):
         wiring.rq_backend(Settings(redis_url=redis_url, database_url=pg_url, rq_serializer="app.nowhere:Json"))
+
+
+def test_the_apps_rq_job_and_queue_classes_named_once_are_the_ones_used(redis_url, pg_url, ledger_url):
+    """rq_job_class and rq_queue_class from the configuration: the drop-in creates RQ-routed jobs through the app's
+    Queue class and hands back (and fetches) the app's Job class; RQ's worker, given the same classes, runs them."""
+    settings = Settings(redis_url=redis_url, database_url=pg_url, rq_job_class="tests.rq_classes:AppJob",
+                        rq_queue_class="tests.rq_classes:AppQueue")
+    router = wiring.router_from_env(settings=settings)
+    try:
+        q = Queue("default", router=router)
+        handle = q.enqueue(jobs.ledger_a, "classes")
+        assert handle.backend is BackendName.RQ and isinstance(handle, AppJob)
+        assert isinstance(q.fetch_job(handle.id), AppJob)
+    finally:
+        router.close()
+    stored = rq.job.Job.fetch(handle.id, connection=redis.Redis.from_url(redis_url))
+    assert stored.meta["queue_class"] == "AppQueue"  # created by the app's Queue class, not rq.Queue
+    rq_cli = str(Path(sys.executable).with_name("rq"))
+    done = subprocess.run([rq_cli, "worker", "--burst", "--url", redis_url, "--job-class", "tests.rq_classes.AppJob",
+                           "--queue-class", "tests.rq_classes.AppQueue", "default"], cwd=ROOT, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert ledger_counts(ledger_url) == {"classes": 1}
