@@ -3,6 +3,7 @@ test's Postgres and Redis, an httpx client that sends its token, and a helper th
 from __future__ import annotations
 
 import html
+import ipaddress
 import re
 import signal
 import subprocess
@@ -52,6 +53,24 @@ class Server:
 
 def with_password(url: str) -> str:
     return url.replace("postgres@", f"postgres:{PASSWORD}@", 1)
+
+
+def listening_on(port: int) -> set[str]:
+    """The local addresses a TCP socket listens on at `port`, from the kernel's own tables (/proc/net/tcp, tcp6)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port and len(address) == width:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # each 32-bit word little-endian
+                found.add(str(ipaddress.ip_address(words)))
+    return found
 
 
 def start(pg_url: str, redis_url: str, workdir: Path, refresh: float = 0.5, cwd: Path = ROOT,

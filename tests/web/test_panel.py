@@ -231,6 +231,8 @@ def test_a_generated_token_is_printed_once_and_works(pg_url: str, redis_url: str
         link = wait_for(lambda: re.search(r"open (http://127\.0\.0\.1:\d+/\?token=(\S+))", server.log.read_text()),
                         what="the link with the token")
         assert server.log.read_text().count(link.group(2)) == 1 and support.PASSWORD not in server.log.read_text()
+        # Started without --host: it listens on the loopback address only, never on every interface.
+        assert support.listening_on(int(server.url.rsplit(":", 1)[1])) == {"127.0.0.1"}
         with server.client(token=link.group(2)) as web:
             assert web.get("/").status_code == 200
         with server.client() as web:  # MIGRATOR_WEB_TOKEN was empty: the test's token is not the panel's
