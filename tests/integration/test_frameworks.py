@@ -14,8 +14,8 @@ from adapters.pg_backend.routing_tables import RoutingTables
 from migrator.routing.flag_store import FlagStore
 from tests.support import ROOT, ledger_counts, run_cli, subprocess_env
 
-pytest.importorskip("django", reason="the Django recipe needs django and django-rq (the test extra has them)")
-pytest.importorskip("flask", reason="the Flask recipe needs flask (the test extra has it)")
+pytest.importorskip("django", reason="the Django recipe needs django and django-rq (the frameworks extra, which ./dev test installs)")
+pytest.importorskip("flask", reason="the Flask recipe needs flask (the frameworks extra, which ./dev test installs)")
 GREET = "tests.django_app.jobs.greet"
 
 
