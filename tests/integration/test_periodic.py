@@ -166,3 +166,24 @@ def test_periodic_list(store, pg_url):
     [entry] = json.loads(shown.stdout)
     assert (entry["name"], entry["job"], entry["every"], entry["source"]) == ("often", "tests.jobs.noop", 30, "code")
     assert "every 30s" in run_cli("periodic", "list", DATABASE_URL=pg_url).stdout
+
+
+def test_schedules_declared_in_code_are_saved_kept_while_unchanged_and_dropped(pg_url, store, monkeypatch, tmp_path):
+    """migrator.periodic.code.schedule() at an app's start: the schedule the workers tick, its next run kept when the
+    app starts again with the same schedule, moved when the schedule changes; a malformed one is BadInput."""
+    from migrator.periodic import code
+    monkeypatch.setenv("DATABASE_URL", pg_url)
+    monkeypatch.chdir(tmp_path)  # no migrator.toml here: the environment alone says where Postgres is
+    first = code.schedule("nightly", "tests.jobs.noop", cron="0 3 * * *", args=[1])
+    [stored] = store.entries()
+    assert (stored.name, stored.source, stored.cron, stored.args) == ("nightly", "code", "0 3 * * *", (1,))
+    code.schedule("nightly", "tests.jobs.noop", cron="0 3 * * *", args=[1])  # the app starts again
+    [again] = store.entries()
+    assert again.next_run_at == stored.next_run_at and first.job_name == "tests.jobs.noop"
+    code.schedule("nightly", "tests.jobs.noop", every=60)  # the schedule changed: so does its next run
+    [changed] = store.entries()
+    assert changed.every == 60 and changed.cron is None and changed.next_run_at != stored.next_run_at
+    with pytest.raises(BadInput):
+        code.schedule("nightly", "tests.jobs.noop", every=0)
+    assert code.unschedule("nightly") and not code.unschedule("nightly")
+    assert store.entries() == []
