@@ -5,6 +5,7 @@ import json
 import logging
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import redis
@@ -15,6 +16,8 @@ from adapters.base import BackendName, JobRefused, JobSpec
 from migrator import Queue, wiring
 from migrator.compat.scan import scan_payloads
 from migrator.config import Settings
+from migrator.drain import strays
+from migrator.drain.check import check_drain
 from migrator.routing import router as routing_router
 from migrator.routing.router import Router
 from tests import jobs
@@ -109,6 +112,21 @@ def test_enqueue_of_a_payload_the_new_backend_refuses_goes_to_rq_counted(router:
     assert "args[0] is a tests.compat_types.Money" in meta["migrator_refused"]["reason"]
     (echo,) = scan_payloads([router.backends[BackendName.RQ]]).jobs  # what drain-check and status can show
     assert (echo.job_name, echo.seen, echo.failing, echo.refused_at_enqueue) == ("tests.jobs.echo", 3, 3, 3)
+
+
+def test_refused_enqueues_are_the_routers_own_in_drain_check_not_strays(router: Router, settings: Settings):
+    """A payload Postgres refuses goes to RQ after the flip, on purpose: drain-check counts it pending and names it
+    (the CLI says why), and never calls it a stray enqueue."""
+    Queue("default", router=router).enqueue(jobs.echo, Money(1))
+    timeline = strays.load_timeline(wiring.flag_store(settings))
+    report = check_drain(router.backends[BackendName.RQ], None, routed_since=timeline.since, bound=timedelta(0))
+    assert not report.drained and report.strays_checked and report.strays == ()
+    [back] = report.routed_back
+    assert (back.job_name, back.why, back.count) == ("tests.jobs.echo", "refused", 1)
+    shown = run_cli("drain-check", "--backend", "rq", REDIS_URL=settings.redis_url, DATABASE_URL=settings.database_url)
+    assert shown.returncode == 1 and "no stray enqueues" in shown.stdout
+    assert "router enqueues, not strays: 1 tests.jobs.echo sent to RQ by the router (postgres could not carry the " \
+           "payload)" in " ".join(shown.stdout.split())
 
 
 def test_enqueue_many_sends_only_the_refused_jobs_to_rq(router: Router):
