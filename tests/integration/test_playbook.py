@@ -375,46 +375,61 @@ def test_a_flip_step_goes_through_the_compat_gate_like_migrator_flip(ctx, rqb, t
     assert ctx.flags.snapshot().flipped == frozenset() and actors(ctx) == []
 
 
-def test_the_shipped_rename_plan_waits_for_the_old_names_payloads_before_its_last_deploy(settings, rqb, ledger_url,
-                                                                                         tmp_path):
-    """playbooks/rename-job.toml as shipped (quiet periods shortened, as the demo does): the code has both names
-    (deploy N+1), one payload of the old name still waits on RQ. The run confirms its deploys, then holds at the
-    drain step until an RQ worker has run that payload, and only then asks for the deploy that deletes the old name."""
+# The shipped plans for code changes (safely-deploy-job-payload-changes): file, params, the drain step's index, and
+# the deploys asked for before it (the last deploy, the one that breaks old payloads, comes only after it).
+CODE_CHANGE_PLANS = [
+    ("rename-job", {"old": "tests.jobs.ledger_a", "new": "tests.jobs.ledger_b"}, 5, ["Deploy N+1", "Deploy N+2"],
+     "Deploy N+3"),
+    ("delete-job", {"job": "tests.jobs.ledger_a"}, 3, ["Deploy N+1"], "Deploy N+2"),
+    ("add-required-parameter", {"job": "tests.jobs.ledger_a", "param": "locale"}, 5, ["Deploy N+1", "Deploy N+2"],
+     "Deploy N+3"),
+]
+
+
+@pytest.mark.parametrize("name, params, drain_step, before, last", CODE_CHANGE_PLANS, ids=[c[0] for c in CODE_CHANGE_PLANS])
+def test_a_shipped_code_change_plan_holds_its_last_deploy_until_the_old_payloads_ran(  # type: ignore[no-untyped-def]
+        settings, rqb, ledger_url, tmp_path, name, params, drain_step, before, last):
+    """playbooks/<name>.toml as shipped (quiet periods shortened, as the demo does), on code whose lock file is
+    current; one payload of tests.jobs.ledger_a, written by the old code, still waits on RQ. The run confirms its
+    deploys, holds at the drain step until an RQ worker has run that payload, and only then asks for the deploy
+    that would break it."""
     from dataclasses import replace
 
     from migrator.compat import lockfile
     settings = replace(settings, lock_file=str(tmp_path / "migrator.lock.json"))
     lockfile.snapshot(settings)
     rqb.enqueue(JobSpec("tests.jobs.ledger_a", ("old-payload",), job_id="old-payload"))
-    plan = plans.load(ROOT / "playbooks" / "rename-job.toml",
-                      {"old": "tests.jobs.ledger_a", "new": "tests.jobs.ledger_b"}).with_quiet(0.2)
+    plan = plans.load(ROOT / "playbooks" / f"{name}.toml", params).with_quiet(0.2)
     asked: list[str] = []
     ctx = open_context(settings)
     outcome: list[object] = []
     runner = threading.Thread(target=lambda: outcome.append(
         Runner(plan, ctx, confirm=lambda text: asked.append(text) or True).run()), daemon=True)
     rq_worker = None
+
+    def deploys() -> list[str]:  # each step is asked for too ("run step 1: ...?"): the deploys are the confirm steps
+        return [text.split(":")[1].strip() for text in asked if "Deploy N+" in text]
+
+    def at_drain() -> bool:
+        return [(s.index, s.status) for s in runs.view(ctx.state, name).steps][-1:] == [(drain_step, "started")]
+
     try:
         runner.start()
-        wait_for(lambda: [(s.index, s.status) for s in runs.view(ctx.state, "rename-job").steps][-1:] == [(5, "started")],
-                 what="the run to reach the drain of the old name")
-        time.sleep(1.0)  # the gate keeps waiting while the old name's payload is queued
-        assert [(s.index, s.status) for s in runs.view(ctx.state, "rename-job").steps][-1] == (5, "started")
-        deploys = [text for text in asked if "Deploy N+" in text]  # each step is asked too ("run step 1: ...?")
-        assert len(deploys) == 2 and not any("Deploy N+3" in text for text in deploys)
+        wait_for(at_drain, what="the run to reach the drain step")
+        time.sleep(1.0)  # the gate keeps waiting while the old payload is queued
+        assert at_drain() and deploys() == before
         rq_worker = spawn_rq_worker(settings.redis_url, "--burst", "default", simple=True, MIGRATOR_TEST_SIDE="rq",
                                     LEDGER_URL=ledger_url)
         runner.join(60)
-        assert not runner.is_alive(), "the run did not end after the old name drained"
+        assert not runner.is_alive(), "the run did not end after the old payload ran"
     finally:
         if rq_worker is not None:
             stop_processes([rq_worker])
         if runner.is_alive():
-            runs.abort(ctx.state, "rename-job")
+            runs.abort(ctx.state, name)
             runner.join(30)
         ctx.close()
     [done] = outcome
     assert done.status == runs.DONE, done.message  # type: ignore[attr-defined]
     assert ledger_counts(ledger_url) == {"old-payload": 1}
-    deploys = [text for text in asked if "Deploy N+" in text]
-    assert [text.split(":")[0] for text in deploys] == ["step 2", "step 4", "step 6"] and "Deploy N+3" in deploys[2]
+    assert deploys() == [*before, last]
