@@ -223,6 +223,35 @@ def test_health_fails_on_failures_and_rolls_the_flip_back(ctx, pg_worker, tmp_pa
     assert actors(ctx)[-1] == ("playbook:t#1:2:rollback", "unflip")
 
 
+def test_health_judges_a_moved_jobs_failure_rate_against_its_rate_on_rq_before_the_step(ctx, env):
+    """The same job failing one run in four on Postgres: unhealthy against RQ's record before the step (no failure
+    there), healthy against a record where it failed as often on RQ. Both records read from RQ's own registries."""
+    from migrator.playbook import gates
+    from migrator.playbook.values import HealthLimits
+
+    def rq_runs(*calls: tuple[int, ...]) -> None:
+        for call in calls:
+            ctx.legacy.enqueue(JobSpec("tests.jobs.add", call))
+        assert spawn_rq_worker(env["REDIS_URL"], "--burst", "default", simple=True).wait(120) == 0
+
+    limits = HealthLimits(max_failure_rate=0.5, margin=0.01, max_p95_wait=300)
+    rq_runs((1, 2), (3, 4), (5, 6), (7, 8))
+    clean = gates.rq_failure_counts(ctx, ["tests.jobs.add"])
+    assert clean == {"tests.jobs.add": [4, 0]}
+    since = datetime.now(timezone.utc)
+    for call in ((1, 2), (3, 4), (5, 6), (1,)):  # add(1) misses b: a TypeError in the job
+        ctx.new.enqueue(JobSpec("tests.jobs.add", call))
+    done = run_cli("worker", "--burst", **env)
+    assert done.returncode == 0, done.stderr
+    worse = gates.health(ctx, since, ["tests.jobs.add"], clean, limits)
+    assert not worse.ok and "failure rate 25.0% worse than 0.0% on RQ before the step" in worse.message
+    assert (worse.values["failure_rate"], worse.values["rq_failure_rate"]) == (0.25, 0.0)
+    rq_runs((1,), (2,))
+    as_before = gates.health(ctx, since, ["tests.jobs.add"], gates.rq_failure_counts(ctx, ["tests.jobs.add"]), limits)
+    assert as_before.ok, as_before.message
+    assert (as_before.values["failure_rate"], as_before.values["rq_failure_rate"]) == (0.25, 0.3333)
+
+
 def test_health_fails_on_wait_without_rollback(ctx, tmp_path):
     path = write_plan(tmp_path, '[[step]]\ndo = "flip"\njob = "tests.jobs.noop"\n'
                                 '[[step]]\ndo = "soak"\nduration = "5s"\nmax_p95_wait = "0.2s"\n')
