@@ -21,6 +21,7 @@ from adapters.base import BackendError, BackendUnavailable
 from adapters.pg_backend import db
 
 LOCK_NAMESPACE = 0x6D6A6F62  # "mjob": first key of pg_advisory_lock(int, int); the second is the worker id
+APPLICATION_NAME = "migrator-worker-liveness"  # the lock's session, as pg_stat_activity names it
 log = logging.getLogger("migrator.worker")
 
 
@@ -41,7 +42,7 @@ class Liveness:
         self._thread: threading.Thread | None = None
 
     def start(self) -> int:
-        self._conn = db.connect(self.db.url, keepalive=True, application_name="migrator-worker-liveness")
+        self._conn = db.connect(self.db.url, keepalive=True, application_name=APPLICATION_NAME)
         row = self.db.fetch_one("next_worker_id", conn=self._conn)
         assert row is not None
         self.worker_id = int(row[0])
@@ -63,8 +64,7 @@ class Liveness:
         while not self._stop.wait(self.heartbeat_seconds):
             try:
                 if self._conn is None or self._conn.closed:
-                    self._conn = db.connect(self.db.url, keepalive=True,
-                                            application_name="migrator-worker-liveness")
+                    self._conn = db.connect(self.db.url, keepalive=True, application_name=APPLICATION_NAME)
                     self._lock_and_register()
                     log.warning("worker %s reconnected to postgres and holds its lock again", self.worker_id)
                 if not self.db.fetch_all("heartbeat", {"id": self.worker_id}, conn=self._conn):

@@ -11,14 +11,14 @@ import psycopg
 import pytest
 
 from adapters.base import JobSpec, JobState
-from adapters.pg_backend import schema
+from adapters.pg_backend import liveness, schema
 from adapters.pg_backend.backend import PostgresBackend
 from migrator.localservers import LocalPostgres
 from tests import leaks
 from tests.support import LEDGER_TABLE, stop_processes, ledger_counts, spawn_cli, wait_for
 
 
-LIVENESS_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'migrator-worker-liveness'"
+LIVENESS_SESSIONS = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{liveness.APPLICATION_NAME}'"
 
 
 def pids_in(path: Path) -> list[int]:

@@ -11,6 +11,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from adapters.base import JobSpec, JobState
+from adapters.pg_backend import liveness
 from adapters.rq_backend import RQBackend
 from tests import jobs
 from tests.support import spawn_cli, stop_processes, wait_for
@@ -41,7 +42,7 @@ def test_a_worker_that_loses_its_connection_while_a_job_runs_still_records_its_o
                  timeout=60, what="the job to start")
         with psycopg.connect(pg_url, autocommit=True) as conn:
             ended = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE "
-                                 "'migrator-worker-%%' AND application_name <> 'migrator-worker-liveness'").fetchall()
+                                 "'migrator-worker-%%' AND application_name <> %s", [liveness.APPLICATION_NAME]).fetchall()
         assert ended
         state = wait_for(lambda: (info := backend.fetch_job("slow")) is not None
                          and info.state is not JobState.STARTED and info.state, timeout=30, what="the outcome")
