@@ -86,13 +86,13 @@ class Rows:
         args, kwargs = payload.encode_call(spec.args, dict(spec.kwargs)) if spec.args or spec.kwargs else ("[]", "{}")
         if not self.staging and _plain(spec):
             self.first[spec.queue] = None
-            self.plain.append(f"{job_id if self.ids_generated else _text(job_id)}\t{self._name(spec.queue)}\t{self._name(spec.job_name)}\t{_text(args)}\t"
-                              f"{_text(kwargs)}\n")
+            self.plain.append(f"{self._id(job_id)}\t{self._name(spec.queue)}\t{self._name(spec.job_name)}\t"
+                              f"{_text(args)}\t{_text(kwargs)}\n")
             return
         meta = payload.encode_json(dict(spec.meta), "meta") if spec.meta else "{}"
         retry = spec.retry
         callbacks = callbacks_json(spec)
-        head = "\t".join((job_id if self.ids_generated else _text(job_id), self._name(spec.queue),
+        head = "\t".join((self._id(job_id), self._name(spec.queue),
                           self._name(spec.job_name), _text(args), _text(kwargs), _text(meta),
                           NULL if spec.description is None else _text(spec.description), str(int(spec.priority))))
         tail = "\t".join((str(DEFAULT_TIMEOUT if spec.timeout is None else int(spec.timeout)), _num(spec.result_ttl),
@@ -108,6 +108,9 @@ class Rows:
         earliest = self.first.get(spec.queue, when)
         if earliest is not None:
             self.first[spec.queue] = min(earliest, when)
+
+    def _id(self, job_id: str) -> str:
+        return job_id if self.ids_generated else _text(job_id)
 
     def _name(self, name: str) -> str:
         escaped = self._names.get(name)
