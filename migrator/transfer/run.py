@@ -18,7 +18,7 @@ from adapters.pg_backend import transfer as pg_side
 from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
 from migrator.transfer import to_postgres, to_rq
-from migrator.transfer.values import Direction, Progress, Tally, TransferReport
+from migrator.transfer.values import Direction, Progress, Tally, TransferReport, fewer_collections
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,11 @@ def transfer_pending(legacy: RQBackend, new: PostgresBackend, direction: Directi
     tally = Tally()
     step = to_postgres.move if direction is Direction.TO_POSTGRES else to_rq.move
     if dry_run:  # reads only: no lock, nothing held, nothing moved
-        step(legacy, new, tally, job_name, True, progress or _quiet)
+        with fewer_collections():
+            step(legacy, new, tally, job_name, True, progress or _quiet)
     else:
         _release_left_locks(legacy)
-        with pg_side.transfer_lock(new):
+        with pg_side.transfer_lock(new), fewer_collections():
             step(legacy, new, tally, job_name, False, progress or _quiet)
     return tally.report(direction, dry_run)
 

@@ -65,9 +65,11 @@ def test_unsupported_value_is_refused_with_its_path_and_type(args, kwargs, named
     assert "which a job payload cannot carry" in str(err.value)
 
 
-def test_nan_is_refused():
-    with pytest.raises(JobRefused, match="NaN"):
-        payload.encode_call((float("nan"),), {})
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_nan_and_infinities_are_refused_with_their_path(value):
+    """Postgres jsonb has neither: an infinity once reached the COPY and failed the whole batch there."""
+    with pytest.raises(JobRefused, match=r"kwargs\['x'\]\[1\] is (nan|inf|-inf), which JSON cannot carry"):
+        payload.encode_call((), {"x": [1.5, value]})
 
 
 def test_unknown_tag_is_a_clear_error():
