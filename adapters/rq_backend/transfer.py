@@ -6,7 +6,8 @@ will). RQ's own key names come from RQ's classes; only our two keys are spelled 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -141,22 +142,33 @@ class Claimed:
     due: int  # scheduled jobs too close to their time (see SCHEDULER_MARGIN)
 
 
-def claim(backend: RQBackend, source: Source, ids: Sequence[str]) -> Claimed:
+def claim(backend: RQBackend, source: Source, ids: Sequence[str], steps: Executor | None = None) -> Claimed:
     """Atomically move these ids from the source into HOLDING; ids a worker took first are simply absent. One
-    script per CLAIM_STEP ids (each atomic on its own), all sent in one round trip."""
+    script per CLAIM_STEP ids (each atomic on its own), all sent in one round trip; or, given `steps` (an executor
+    of one thread), run there one after another while this thread decodes the replies already in, so that Redis
+    and Python work at the same time (a third of a move's claim time)."""
     if not ids:
         return Claimed([], [], 0)
     margin = str(SCHEDULER_MARGIN) if source.state is JobState.SCHEDULED else ""
     kind = "list" if source.is_list else "zset"
     script, job_class, width = backend.connection.register_script(CLAIM), backend.job_class, len(decode.PENDING_FIELDS)
-    with backend.connection.pipeline(transaction=False) as pipe:
-        for start in range(0, len(ids), CLAIM_STEP):
-            step = ids[start:start + CLAIM_STEP]
-            keys = [source.key, HOLDING]
-            for job_id in step:
-                keys += [job_class.key_for(job_id), job_class.dependents_key_for(job_id)]
-            script(keys=keys, args=[kind, margin, source.state.value, width, *decode.PENDING_FIELDS, *step], client=pipe)
-        replies = pipe.execute()
+    options = [kind, margin, source.state.value, str(width), *decode.PENDING_FIELDS]
+
+    def keys_and_args(step: Sequence[str]) -> tuple[list[str], list[str]]:
+        keys = [source.key, HOLDING]
+        for job_id in step:
+            keys += [job_class.key_for(job_id), job_class.dependents_key_for(job_id)]
+        return keys, [*options, *step]
+
+    parts = [ids[start:start + CLAIM_STEP] for start in range(0, len(ids), CLAIM_STEP)]
+    replies: Iterable[list[Any]]
+    if steps is not None:
+        replies = steps.map(lambda step: script(*keys_and_args(step)), parts)
+    else:
+        with backend.connection.pipeline(transaction=False) as pipe:
+            for step in parts:
+                script(*keys_and_args(step), client=pipe)
+            replies = pipe.execute()
     found: dict[bytes, list[PendingJob]] = {b"held": [], b"waited_on": [], b"due": []}
     for reply in replies:
         for i in range(0, len(reply), 3 + width):

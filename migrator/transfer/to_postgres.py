@@ -14,7 +14,7 @@ from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
 from adapters.rq_backend import decode
 from adapters.rq_backend import transfer as rq_side
-from migrator.transfer.values import Progress, Tally, chunks, recover
+from migrator.transfer.values import EDGE_CHUNK, Progress, Tally, chunks, recover
 
 
 def move(legacy: RQBackend, new: PostgresBackend, tally: Tally, job_name: str | None, dry_run: bool,
@@ -28,30 +28,45 @@ def move(legacy: RQBackend, new: PostgresBackend, tally: Tally, job_name: str | 
     progress(0, total)
     with _Lander(legacy, new, tally) as lander:
         for source, ids in snapshots:
-            for page in chunks(ids):
+            for page in chunks(ids, edge=EDGE_CHUNK):
                 _move_from_rq(legacy, new, source, page, tally, job_name, dry_run, lander)  # type: ignore[arg-type]
                 done += len(page)
                 progress(done, total)
 
 
 class _Lander:
-    """Settles one claimed chunk (steps 2-4) on a thread of its own while the next chunk is claimed and decoded, so
-    that Redis, Postgres and Python work at the same time. One chunk at a time and in order (a dependent's chunk
-    settles after its parents'); a chunk's failure surfaces when the next one is handed over, or at the end. A kill
-    at any instant leaves at most two chunks held: a re-run settles them like any other."""
+    """The threads that keep Redis, Postgres and Python working at the same time during a move: `claims` runs a
+    chunk's claim scripts one after another while the caller decodes the replies already in (rq_side.claim); a
+    claimed chunk lands (step 2) on a thread of its own while the next chunk is claimed, and is cleaned up (steps
+    3-4) on a third while the next one lands. One chunk per stage, in order (a dependent's chunk lands after its
+    parents'); a stage's failure surfaces when the next chunk is handed over, or at the end. A kill at any instant
+    leaves at most three chunks held: a re-run settles them like any other."""
 
     def __init__(self, legacy: RQBackend, new: PostgresBackend, tally: Tally) -> None:
         self.legacy, self.new, self.tally = legacy, new, tally
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrator-transfer-land")
-        self._pending: Future[int] | None = None
+        self.claims = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrator-transfer-claim")
+        self._lands = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrator-transfer-land")
+        self._cleans = ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrator-transfer-clean")
+        self._landing: Future[None] | None = None
+        self._cleaning: Future[None] | None = None
 
     def settle(self, held: Sequence[PendingJob]) -> None:
         self.wait()
-        self._pending = self._pool.submit(_settle_from_rq, self.legacy, self.new, held, self.tally)
+        self._landing = self._lands.submit(self._land, held)
+
+    def _land(self, held: Sequence[PendingJob]) -> None:
+        ids = _land_held(self.legacy, self.new, held, self.tally)
+        self._wait_cleaning()  # one chunk cleaned up at a time, and its failure surfaces
+        self._cleaning = self._cleans.submit(_clean_up, self.legacy, self.new, ids)
 
     def wait(self) -> None:
-        """Until the chunk handed over last is settled (raising what it raised)."""
-        pending, self._pending = self._pending, None
+        """Until the chunk handed over last has landed (raising what it raised)."""
+        pending, self._landing = self._landing, None
+        if pending is not None:
+            pending.result()
+
+    def _wait_cleaning(self) -> None:
+        pending, self._cleaning = self._cleaning, None
         if pending is not None:
             pending.result()
 
@@ -62,8 +77,10 @@ class _Lander:
         try:
             if kind is None:
                 self.wait()
+                self._wait_cleaning()
         finally:
-            self._pool.shutdown(wait=True)
+            for pool in (self.claims, self._lands, self._cleans):
+                pool.shutdown(wait=True)
 
 
 def _move_from_rq(legacy: RQBackend, new: PostgresBackend, source: rq_side.Source,
@@ -91,7 +108,7 @@ def _move_from_rq(legacy: RQBackend, new: PostgresBackend, source: rq_side.Sourc
 
 def _claim(legacy: RQBackend, source: rq_side.Source, ids: list[str], tally: Tally, asked: int,
            lander: _Lander) -> None:
-    claimed = rq_side.claim(legacy, source, ids)
+    claimed = rq_side.claim(legacy, source, ids, lander.claims)
     for job in claimed.waited_on:
         tally.refuse(job, _WAITED_ON)
     tally.waiting += claimed.due
@@ -126,6 +143,14 @@ def _rule_refusal(job: PendingJob, has_dependents: bool, in_postgres: set[str]) 
 
 def _settle_from_rq(legacy: RQBackend, new: PostgresBackend, claimed: Sequence[PendingJob], tally: Tally) -> int:
     """Steps 2-4 for jobs in our holding hash; gives back to RQ what Postgres cannot take. Returns jobs moved."""
+    ids = _land_held(legacy, new, claimed, tally)
+    _clean_up(legacy, new, ids)
+    return len(ids)
+
+
+def _land_held(legacy: RQBackend, new: PostgresBackend, claimed: Sequence[PendingJob], tally: Tally) -> list[str]:
+    """Step 2 for jobs in our holding hash, and what Postgres cannot take given back to RQ. Returns the ids in
+    Postgres now, counted as moved: their clean-up is next (_clean_up)."""
     gone = [j.spec.job_id or "" for j in claimed if j.error == decode.GONE]
     rq_side.finish(legacy, gone)  # expired (ttl) while held: RQ would have dropped them too
     keep, back = [], []
@@ -144,11 +169,14 @@ def _settle_from_rq(legacy: RQBackend, new: PostgresBackend, claimed: Sequence[P
         if job.spec.job_id in conflicts:
             tally.refuse(job, "postgres already has a different job with this id")
     rq_side.release(legacy, back + sorted(conflicts))
-    ids = [j.spec.job_id or "" for j in keep if j.spec.job_id in done]
+    tally.moved.update((j.spec.job_name, j.state) for j in keep if j.spec.job_id in done)
+    return [j.spec.job_id or "" for j in keep if j.spec.job_id in done]
+
+
+def _clean_up(legacy: RQBackend, new: PostgresBackend, ids: list[str]) -> None:
+    """Steps 3-4: the moved jobs deleted from RQ and from our holding hash, then their markers dropped."""
     rq_side.finish(legacy, ids)
     pg_side.forget_landed(new, ids)
-    tally.moved.update((j.spec.job_name, j.state) for j in keep if j.spec.job_id in done)
-    return len(ids)
 
 
 def _land(new: PostgresBackend, keep: list[PendingJob], tally: Tally, back: list[str]
