@@ -80,6 +80,7 @@ class Rows:
         self.at: list[str] = []
         self.first: dict[str, datetime | None] = {}
         self._names: dict[str, str] = {}  # queue and job names, escaped once per batch
+        self._tails: dict[tuple[Any, ...], str] = {}
 
     def add(self, spec: JobSpec, job_id: str) -> None:
         """One job; JobRefused when a value or an option cannot be carried (the batch is then refused whole)."""
@@ -90,15 +91,14 @@ class Rows:
                               f"{_text(args)}\t{_text(kwargs)}\n")
             return
         meta = payload.encode_json(dict(spec.meta), "meta") if spec.meta else "{}"
-        retry = spec.retry
-        callbacks = callbacks_json(spec)
         head = "\t".join((self._id(job_id), self._name(spec.queue),
                           self._name(spec.job_name), _text(args), _text(kwargs), _text(meta),
                           NULL if spec.description is None else _text(spec.description), str(int(spec.priority))))
-        tail = "\t".join((str(DEFAULT_TIMEOUT if spec.timeout is None else int(spec.timeout)), _num(spec.result_ttl),
-                          _num(spec.ttl), _num(spec.failure_ttl), str(retry.max) if retry else "0",
-                          "{" + ",".join(str(int(i)) for i in retry.intervals) + "}" if retry else "{}",
-                          NULL if callbacks is None else _text(callbacks)))
+        if spec.on_success or spec.on_failure or spec.on_stopped:
+            tail = _tail(spec)
+        else:  # the options after run_at, the same for most jobs of a batch: written once per set of values
+            options = (spec.timeout, spec.result_ttl, spec.ttl, spec.failure_ttl, spec.retry)
+            tail = self._tails.get(options) or self._tails.setdefault(options, _tail(spec))
         when = run_at(spec)
         if when is None:
             self.first[spec.queue] = None
@@ -117,6 +117,15 @@ class Rows:
         if escaped is None:
             escaped = self._names[name] = _text(name)
         return escaped
+
+
+def _tail(spec: JobSpec) -> str:
+    """The columns after run_at: timeout, the three ttls, retries and callbacks."""
+    retry, callbacks = spec.retry, callbacks_json(spec)
+    return "\t".join((str(DEFAULT_TIMEOUT if spec.timeout is None else int(spec.timeout)), _num(spec.result_ttl),
+                      _num(spec.ttl), _num(spec.failure_ttl), str(retry.max) if retry else "0",
+                      "{" + ",".join(str(int(i)) for i in retry.intervals) + "}" if retry else "{}",
+                      NULL if callbacks is None else _text(callbacks)))
 
 
 def _plain(spec: JobSpec) -> bool:

@@ -8,6 +8,7 @@ can claim it there, and a re-run finds it.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
@@ -48,7 +49,7 @@ def transfer_lock(backend: PostgresBackend, wait: float = LOCK_WAIT) -> Iterator
 def _ids(backend: PostgresBackend, name: str, ids: Sequence[str], conn: psycopg.Connection[Any] | None = None
          ) -> set[str]:
     with backend.db.connection(conn) as c:
-        return {row[0] for row in c.execute(_q(backend)[name], {"ids": list(ids)}).fetchall()}
+        return {row[0] for row in c.execute(_q(backend)[name], {"ids": _json(ids)}).fetchall()}
 
 
 def existing_ids(backend: PostgresBackend, ids: Sequence[str]) -> set[str]:
@@ -77,24 +78,29 @@ def _land_once(backend: PostgresBackend, specs: Sequence[JobSpec]) -> tuple[set[
     so that a job is never taken for landed when another job holds its id)."""
     ids = [s.job_id or "" for s in specs]
     with backend.db.connection() as c, c.transaction():
-        found = c.execute(_q(backend)["land_check"], {"ids": ids}).fetchall()
+        found = c.execute(_q(backend)["land_check"], {"ids": _json(ids)}).fetchall()
         landed = {job_id for job_id, kind in found if kind == "landed"}
         conflicts = {job_id for job_id, kind in found if kind == "exists"} - landed
         fresh = [s for s in specs if s.job_id not in landed and s.job_id not in conflicts]
         if fresh:
-            c.execute(_q(backend)["mark_landed"], {"ids": [s.job_id for s in fresh]})
+            c.execute(_q(backend)["mark_landed"], {"ids": _json([s.job_id or "" for s in fresh])})
             backend.enqueue_many(fresh, conn=c, checked=True)
     return set(ids) - conflicts, conflicts
 
 
 def forget_landed(backend: PostgresBackend, ids: Sequence[str]) -> None:
     if ids:
-        _exec(backend, "forget_landed", ids=list(ids))
+        _exec(backend, "forget_landed", ids=_json(ids))
 
 
 def sweep_landed(backend: PostgresBackend, held: Sequence[str]) -> None:
     """Drop markers of moves whose RQ side is already clean (only while holding the transfer lock)."""
-    _exec(backend, "sweep_landed", held=list(held))
+    _exec(backend, "sweep_landed", held=_json(held))
+
+
+def _json(ids: Sequence[str]) -> str:
+    """A list of ids as the queries of transfer.sql take it: one JSON text (see there why)."""
+    return json.dumps(list(ids))
 
 
 def _exec(backend: PostgresBackend, name: str, **params: Any) -> None:
@@ -106,7 +112,7 @@ def _exec(backend: PostgresBackend, name: str, **params: Any) -> None:
 def take(backend: PostgresBackend, ids: Sequence[str]) -> list[JobSpec]:
     """Move these not-started jobs out of reach of workers (committed); the ones it could take, as specs."""
     with backend.db.connection() as c:
-        rows = c.execute(_q(backend)["take_jobs"], {"ids": list(ids)}).fetchall()
+        rows = c.execute(_q(backend)["take_jobs"], {"ids": _json(ids)}).fetchall()
     return [spec_from_row(row[0]) for row in rows]
 
 
@@ -118,12 +124,12 @@ def held(backend: PostgresBackend) -> list[JobSpec]:
 
 def forget_held(backend: PostgresBackend, ids: Sequence[str]) -> None:
     if ids:
-        _exec(backend, "forget_held", ids=list(ids))
+        _exec(backend, "forget_held", ids=_json(ids))
 
 
 def restore_held(backend: PostgresBackend, ids: Sequence[str]) -> None:
     if ids:
-        _exec(backend, "restore_held", ids=list(ids))
+        _exec(backend, "restore_held", ids=_json(ids))
 
 
 def spec_from_row(row: dict[str, Any]) -> JobSpec:

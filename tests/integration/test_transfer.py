@@ -261,7 +261,7 @@ def test_postgres_to_rq_killed_after_each_step_completes_exactly_once(monkeypatc
 
 def test_every_transfer_query_runs(pg_url):
     queries = named.queries("public", "transfer.sql")
-    params = {"key": 1, "ids": ["x"], "held": ["x"], "func": None}
+    params = {"key": 1, "ids": '["x"]', "held": '["x"]', "func": None}  # id lists as JSON text (transfer.sql)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         for name, text in queries.items():
             conn.execute(text, params)
