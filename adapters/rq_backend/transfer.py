@@ -143,12 +143,19 @@ class Claimed:
 
 
 def claim(backend: RQBackend, source: Source, ids: Sequence[str], steps: Executor | None = None) -> Claimed:
-    """Atomically move these ids from the source into HOLDING; ids a worker took first are simply absent. One
-    script per CLAIM_STEP ids (each atomic on its own), all sent in one round trip; or, given `steps` (an executor
-    of one thread), run there one after another while this thread decodes the replies already in, so that Redis
-    and Python work at the same time (a third of a move's claim time)."""
+    """Atomically move these ids from the source into HOLDING; ids a worker took first are simply absent (see
+    start_claim)."""
+    return start_claim(backend, source, ids, steps)()
+
+
+def start_claim(backend: RQBackend, source: Source, ids: Sequence[str], steps: Executor | None = None
+                ) -> Callable[[], Claimed]:
+    """claim in two halves: the scripts are sent now, and the function returned decodes their replies. One script
+    per CLAIM_STEP ids (each atomic on its own), all sent in one round trip; or, given `steps` (an executor of one
+    thread), queued there to run one after another while the caller decodes the replies already in, so that Redis
+    and Python work at the same time. A claim is done once its scripts ran, decoded or not."""
     if not ids:
-        return Claimed([], [], 0)
+        return lambda: Claimed([], [], 0)
     margin = str(SCHEDULER_MARGIN) if source.state is JobState.SCHEDULED else ""
     kind = "list" if source.is_list else "zset"
     script, job_class, width = backend.connection.register_script(CLAIM), backend.job_class, len(decode.PENDING_FIELDS)
@@ -163,19 +170,23 @@ def claim(backend: RQBackend, source: Source, ids: Sequence[str], steps: Executo
     parts = [ids[start:start + CLAIM_STEP] for start in range(0, len(ids), CLAIM_STEP)]
     replies: Iterable[list[Any]]
     if steps is not None:
-        replies = steps.map(lambda step: script(*keys_and_args(step)), parts)
+        futures = [steps.submit(lambda step: script(*keys_and_args(step)), part) for part in parts]
+        replies = (future.result() for future in futures)
     else:
         with backend.connection.pipeline(transaction=False) as pipe:
             for step in parts:
                 script(*keys_and_args(step), client=pipe)
             replies = pipe.execute()
-    found: dict[bytes, list[PendingJob]] = {b"held": [], b"waited_on": [], b"due": []}
-    for reply in replies:
-        for i in range(0, len(reply), 3 + width):
-            job_id, tag, score = reply[i:i + 3]
-            found[tag].append(_pending(backend, source, job_id.decode(), float(score) if score else None,
-                                       reply[i + 3:i + 3 + width]))
-    return Claimed(found[b"held"], found[b"waited_on"], len(found[b"due"]))
+
+    def decoded() -> Claimed:
+        found: dict[bytes, list[PendingJob]] = {b"held": [], b"waited_on": [], b"due": []}
+        for reply in replies:
+            for i in range(0, len(reply), 3 + width):
+                job_id, tag, score = reply[i:i + 3]
+                found[tag].append(_pending(backend, source, job_id.decode(), float(score) if score else None,
+                                           reply[i + 3:i + 3 + width]))
+        return Claimed(found[b"held"], found[b"waited_on"], len(found[b"due"]))
+    return decoded
 
 
 def held(backend: RQBackend) -> list[PendingJob]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
@@ -24,23 +24,43 @@ def move(legacy: RQBackend, new: PostgresBackend, tally: Tally, job_name: str | 
     sources = [s for q in legacy.queues() for s in rq_side.sources(legacy, q)]
     sources.sort(key=lambda s: s.state is JobState.DEFERRED)  # parents move before their dependents
     snapshots = [(s, rq_side.snapshot(legacy, s)) for s in sources]
+    work = [(s, page) for s, ids in snapshots for page in chunks(ids, edge=EDGE_CHUNK)]
     total, done = sum(len(ids) for _, ids in snapshots), 0
     progress(0, total)
     with _Lander(legacy, new, tally) as lander:
-        for source, ids in snapshots:
-            for page in chunks(ids, edge=EDGE_CHUNK):
-                _move_from_rq(legacy, new, source, page, tally, job_name, dry_run, lander)  # type: ignore[arg-type]
-                done += len(page)
-                progress(done, total)
+        if job_name is None and not dry_run:
+            _move_all(legacy, work, tally, lander, progress, total)  # type: ignore[arg-type]
+            return
+        for source, page in work:
+            _move_chosen(legacy, new, source, page, tally, job_name, dry_run, lander)  # type: ignore[arg-type]
+            done += len(page)
+            progress(done, total)
+
+
+def _move_all(legacy: RQBackend, work: Sequence[tuple[rq_side.Source, Sequence[tuple[str, float | None]]]],
+              tally: Tally, lander: "_Lander", progress: Progress, total: int) -> None:
+    """Nothing to choose: each chunk is claimed at once, and decided on what we hold (one read). The next chunk's
+    claim scripts are queued before this chunk's replies are decoded: Redis claims while Python decodes and lands
+    (one chunk more held at a time)."""
+    def start(i: int) -> Callable[[], rq_side.Claimed]:
+        source, page = work[i]
+        return rq_side.start_claim(legacy, source, [job_id for job_id, _ in page], lander.claims)
+
+    ahead, done = start(0) if work else None, 0
+    for i, (_, page) in enumerate(work):
+        current, ahead = ahead, start(i + 1) if i + 1 < len(work) else None
+        _sort_claimed(current(), tally, len(page), lander)  # type: ignore[misc]
+        done += len(page)
+        progress(done, total)
 
 
 class _Lander:
-    """The threads that keep Redis, Postgres and Python working at the same time during a move: `claims` runs a
-    chunk's claim scripts one after another while the caller decodes the replies already in (rq_side.claim); a
-    claimed chunk lands (step 2) on a thread of its own while the next chunk is claimed, and is cleaned up (steps
-    3-4) on a third while the next one lands. One chunk per stage, in order (a dependent's chunk lands after its
-    parents'); a stage's failure surfaces when the next chunk is handed over, or at the end. A kill at any instant
-    leaves at most three chunks held: a re-run settles them like any other."""
+    """The threads that keep Redis, Postgres and Python working at the same time during a move: `claims` runs
+    claim scripts one after another (the next chunk's while the caller decodes this one's); a claimed chunk lands
+    (step 2) on a thread of its own while the next chunk is claimed, and is cleaned up (steps 3-4) on a third while
+    the next one lands. One chunk per stage, in order (a dependent's chunk lands after its parents'); a stage's
+    failure surfaces when the next chunk is handed over, or at the end. A kill at any instant leaves at most four
+    chunks held: a re-run settles them like any other."""
 
     def __init__(self, legacy: RQBackend, new: PostgresBackend, tally: Tally) -> None:
         self.legacy, self.new, self.tally = legacy, new, tally
@@ -83,12 +103,10 @@ class _Lander:
                 pool.shutdown(wait=True)
 
 
-def _move_from_rq(legacy: RQBackend, new: PostgresBackend, source: rq_side.Source,
-                  page: Sequence[tuple[str, float | None]], tally: Tally, job_name: str | None, dry_run: bool,
-                  lander: _Lander) -> None:
-    if job_name is None and not dry_run:  # nothing to choose: claim at once, decide on what we hold (one read)
-        _claim(legacy, source, [job_id for job_id, _ in page], tally, len(page), lander)
-        return
+def _move_chosen(legacy: RQBackend, new: PostgresBackend, source: rq_side.Source,
+                 page: Sequence[tuple[str, float | None]], tally: Tally, job_name: str | None, dry_run: bool,
+                 lander: _Lander) -> None:
+    """One chunk of a move of one job name, or of a dry run: read, choose, then claim what was chosen."""
     lander.wait()  # what is in Postgres decides (a job's parents): the chunk before must have landed
     jobs = [(j, deps) for j, deps in rq_side.read(legacy, source, page) if job_name is None or j.spec.job_name == job_name]
     parents = {p for j, _ in jobs for p in j.spec.depends_on}
@@ -103,12 +121,11 @@ def _move_from_rq(legacy: RQBackend, new: PostgresBackend, source: rq_side.Sourc
         else:
             tally.sort(job, reason, dry_run, movable)
     if movable:
-        _claim(legacy, source, movable, tally, len(movable), lander)
+        _sort_claimed(rq_side.claim(legacy, source, movable, lander.claims), tally, len(movable), lander)
 
 
-def _claim(legacy: RQBackend, source: rq_side.Source, ids: list[str], tally: Tally, asked: int,
-           lander: _Lander) -> None:
-    claimed = rq_side.claim(legacy, source, ids, lander.claims)
+def _sort_claimed(claimed: rq_side.Claimed, tally: Tally, asked: int, lander: _Lander) -> None:
+    """What a claim of `asked` ids found: held (handed to the lander), waited on, due, or missed."""
     for job in claimed.waited_on:
         tally.refuse(job, _WAITED_ON)
     tally.waiting += claimed.due
