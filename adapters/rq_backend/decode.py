@@ -174,7 +174,8 @@ def pending_job(job_id: str, queue: str, where: JobState, raw: Mapping[Any, Any]
 def pending_job_of(job_id: str, queue: str, where: JobState, values: Sequence[bytes | None] | None, serializer: Any,
                    run_at: datetime | None = None, trust: Trust | None = None) -> PendingJob:
     """pending_job over the hash's PENDING_FIELDS values in that order (an HMGET reply, None: no hash): a transfer
-    decodes thousands of jobs a second this way, without building a dict per job."""
+    decodes thousands of jobs a second this way, without building a dict per job. Most fields are absent from
+    most jobs: each helper is called only for a value that is there."""
     if values is None:
         return PendingJob(JobSpec(job_name=UNKNOWN_FUNC, queue=queue, job_id=job_id), where, error=GONE)
     data, meta_raw, *rest = values
@@ -183,16 +184,18 @@ def pending_job_of(job_id: str, queue: str, where: JobState, values: Sequence[by
      number_of_retries, enqueued_at, created_at, allow_failure) = [None if v is None else v if type(v) is str
                                                                    else v.decode("utf-8", "replace") for v in rest]
     func, args, kwargs, error = decode_call(data, serializer, trust)
-    meta, meta_error = decode_meta(meta_raw, serializer)
+    meta, meta_error = decode_meta(meta_raw, serializer) if meta_raw else ({}, None)
     spec = JobSpec(
         job_name=func, args=args, kwargs=kwargs, queue=origin or queue, job_id=job_id,
-        timeout=_int(timeout), result_ttl=_int(result_ttl), ttl=_int(ttl), failure_ttl=_int(failure_ttl),
-        retry=retry_policy(retries_left, retry_intervals), meta=meta, description=description or None, run_at=run_at,
-        at_front=bool(_int(at_front)), depends_on=tuple(str(d) for d in _json_list(dependency_ids)),
-        allow_failure=bool(_int(allow_failure)), on_success=on_success or None, on_failure=on_failure or None,
-        on_stopped=on_stopped or None, callback_timeouts=_callback_timeouts(success_timeout, failure_timeout,
-                                                                            stopped_timeout))
-    state = waiting_state(where, status, started_at, number_of_retries)
+        timeout=_int(timeout) if timeout else None, result_ttl=_int(result_ttl) if result_ttl else None,
+        ttl=_int(ttl) if ttl else None, failure_ttl=_int(failure_ttl) if failure_ttl else None,
+        retry=retry_policy(retries_left, retry_intervals) if retries_left else None, meta=meta,
+        description=description or None, run_at=run_at, at_front=bool(at_front and _int(at_front)),
+        depends_on=tuple(str(d) for d in _json_list(dependency_ids)) if dependency_ids else (),
+        allow_failure=bool(allow_failure and _int(allow_failure)), on_success=on_success or None,
+        on_failure=on_failure or None, on_stopped=on_stopped or None,
+        callback_timeouts=_callback_timeouts(success_timeout, failure_timeout, stopped_timeout))
+    state = waiting_state(where, status, started_at, number_of_retries) if started_at or number_of_retries else where
     enqueued = parse_time(enqueued_at) or parse_time(created_at)
     return PendingJob(spec, state, enqueued, error or meta_error)
 
