@@ -88,7 +88,7 @@ class JobSpec:
     unique: bool = False  # RQ's unique=True: DuplicateJobError when a job with job_id exists
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value, not frozen: see JobSpec (a bulk enqueue or a transfer makes one a job)
 class Enqueued:
     """What a backend says after taking a job: which backend, the job's id, queue and job name; `native` is the
     backend's own job object when it has one (RQ's Job, which migrator.Queue hands back to the app as is)."""

@@ -47,12 +47,14 @@ def _progress_bar(enabled: bool) -> Iterator[transfer_values.Progress | None]:
 @click.option("--from", "source", type=SIDES, default="rq", show_default=True, help="Backend to move jobs out of.")
 @click.option("--to", "target", type=SIDES, help="Backend to move jobs into [the other one].")
 @click.option("--dry-run", is_flag=True, help="Show what would move, and what cannot; move nothing.")
+@click.option("--chunk-size", type=click.IntRange(min=1), help="Jobs per step (one claim, one insert, one "
+              "clean-up) [5000 into Postgres, 1000 into RQ]; smaller steps hold fewer jobs in transit at a time.")
 @click.option("--periodic", is_flag=True, help="Move rq-scheduler's cron and interval entries into the new "
               "backend's schedule instead (stop rq-scheduler first).")
 @json_option
 @pass_app
 def transfer_cmd(app: AppContext, job: str | None, everything: bool, source: str, target: str | None,
-                 dry_run: bool, periodic: bool, as_json: bool) -> None:
+                 dry_run: bool, chunk_size: int | None, periodic: bool, as_json: bool) -> None:
     """Move jobs that have not started (queued, scheduled, deferred) to the other backend, exactly once.
     Safe to interrupt: running it again finishes what an interrupted run had begun."""
     if periodic:
@@ -66,7 +68,7 @@ def transfer_cmd(app: AppContext, job: str | None, everything: bool, source: str
     legacy.ping()
     try:
         with _progress_bar(not as_json) as progress:
-            report = transfer.transfer_pending(legacy, new, direction, job, dry_run, progress)
+            report = transfer.transfer_pending(legacy, new, direction, job, dry_run, progress, chunk_size)
     finally:
         new.close()
         legacy.close()

@@ -24,17 +24,19 @@ log = logging.getLogger(__name__)
 
 
 def transfer_pending(legacy: RQBackend, new: PostgresBackend, direction: Direction, job_name: str | None = None,
-                     dry_run: bool = False, progress: Progress | None = None) -> TransferReport:
-    """Move every not-started job (of job name `job_name`, or all) in `direction`; finish an interrupted run first."""
+                     dry_run: bool = False, progress: Progress | None = None, chunk: int | None = None
+                     ) -> TransferReport:
+    """Move every not-started job (of job name `job_name`, or all) in `direction`; finish an interrupted run first.
+    `chunk`: ids per step (None: the direction's own, values.CHUNK or TO_RQ_CHUNK)."""
     tally = Tally()
     step = to_postgres.move if direction is Direction.TO_POSTGRES else to_rq.move
     if dry_run:  # reads only: no lock, nothing held, nothing moved
         with fewer_collections():
-            step(legacy, new, tally, job_name, True, progress or _quiet)
+            step(legacy, new, tally, job_name, True, progress or _quiet, chunk)
     else:
         _release_left_locks(legacy)
         with pg_side.transfer_lock(new), fewer_collections():
-            step(legacy, new, tally, job_name, False, progress or _quiet)
+            step(legacy, new, tally, job_name, False, progress or _quiet, chunk)
     return tally.report(direction, dry_run)
 
 

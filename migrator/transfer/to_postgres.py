@@ -14,17 +14,18 @@ from adapters.pg_backend.backend import PostgresBackend
 from adapters.rq_backend import RQBackend
 from adapters.rq_backend import decode
 from adapters.rq_backend import transfer as rq_side
-from migrator.transfer.values import EDGE_CHUNK, Progress, Tally, chunks, recover
+from migrator.transfer.values import CHUNK, Progress, Tally, chunks, recover
 
 
 def move(legacy: RQBackend, new: PostgresBackend, tally: Tally, job_name: str | None, dry_run: bool,
-                 progress: Progress) -> None:
+                 progress: Progress, chunk: int | None = None) -> None:
     recover(tally, dry_run, rq_side.held(legacy), lambda held: _settle_from_rq(legacy, new, held, tally),
              lambda: pg_side.sweep_landed(new, rq_side.held_ids(legacy)))
     sources = [s for q in legacy.queues() for s in rq_side.sources(legacy, q)]
     sources.sort(key=lambda s: s.state is JobState.DEFERRED)  # parents move before their dependents
     snapshots = [(s, rq_side.snapshot(legacy, s)) for s in sources]
-    work = [(s, page) for s, ids in snapshots for page in chunks(ids, edge=EDGE_CHUNK)]
+    size = chunk or CHUNK
+    work = [(s, page) for s, ids in snapshots for page in chunks(ids, size, edge=size // 5)]
     total, done = sum(len(ids) for _, ids in snapshots), 0
     progress(0, total)
     with _Lander(legacy, new, tally) as lander:

@@ -13,14 +13,15 @@ from migrator.transfer.values import TO_RQ_CHUNK, Progress, Refusal, Tally, chun
 
 
 def move(legacy: RQBackend, new: PostgresBackend, tally: Tally, job_name: str | None, dry_run: bool,
-           progress: Progress) -> None:
+           progress: Progress, chunk: int | None = None) -> None:
     recover(tally, dry_run, pg_side.held(new), lambda held: _settle_to_rq(legacy, new, held, tally),
              lambda: rq_side.sweep_landed(legacy, [s.job_id or "" for s in pg_side.held(new)]))
     pending = [j for j in new.iter_pending(job_name=job_name) if j.state is not JobState.STARTED]
     progress(0, len(pending))
-    for i, page in enumerate(chunks(pending, TO_RQ_CHUNK)):
+    size = chunk or TO_RQ_CHUNK
+    for i, page in enumerate(chunks(pending, size)):
         _move_to_rq(legacy, new, page, tally, dry_run)  # type: ignore[arg-type]
-        progress(min((i + 1) * TO_RQ_CHUNK, len(pending)), len(pending))
+        progress(min((i + 1) * size, len(pending)), len(pending))
 
 
 def _move_to_rq(legacy: RQBackend, new: PostgresBackend, page: Sequence[PendingJob], tally: Tally,

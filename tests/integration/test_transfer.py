@@ -203,7 +203,7 @@ class Killed(BaseException):
     """Stands for SIGKILL at one exact step: nothing after it runs."""
 
 
-RQ_TO_PG_STEPS = [(rq_side, "claim"), (pg_side, "land"), (rq_side, "finish"), (pg_side, "forget_landed")]
+RQ_TO_PG_STEPS = [(rq_side, "start_claim"), (pg_side, "land"), (rq_side, "finish"), (pg_side, "forget_landed")]
 PG_TO_RQ_STEPS = [(pg_side, "take"), (rq_side, "land"), (pg_side, "forget_held"), (rq_side, "forget_landed")]
 
 
@@ -274,19 +274,22 @@ ROUNDS, PER_ROUND = 20, 1500
 def test_sigkilled_transfers_racing_an_rq_worker_lose_nothing_and_run_nothing_twice(legacy, backend, redis_url,
                                                                                   ledger_url, tmp_path):
     """Each round: enqueue, start `transfer --all` as a real process, SIGKILL it at a random instant, run it again
-    to completion, while an RQ worker drains the same queue. Then a migrator worker drains Postgres."""
+    to completion, while an RQ worker drains the same queue. Then a migrator worker drains Postgres. Every other
+    round moves in steps of 300 (--chunk-size): seven steps, several in flight at once (claimed, landing, cleaned
+    up) when the kill comes."""
     env = dict(REDIS_URL=redis_url, DATABASE_URL=ledger_url)
     rng = random.Random(4)
     rq_worker = spawn_rq_worker(redis_url, "default", simple=True, MIGRATOR_TEST_SIDE="rq")
-    spans, mid = [], 0
+    spans, mid, mid_in_steps = [], 0, 0
     try:
         for rnd in range(ROUNDS):
+            steps = ["--chunk-size", "300"] if rnd % 2 else []
             enqueue_round(legacy, rnd)
             before = moved_now(backend)
             # The race that matters is the moving against the worker, not the CLI's start-up (1-2 s under load, in
             # which the worker could drain the whole round): the worker is paused until jobs start to move.
             os.kill(rq_worker.pid, signal.SIGSTOP)
-            proc = spawn_cli("transfer", "--all", "--json", log=tmp_path / "transfer.log", **env)
+            proc = spawn_cli("transfer", "--all", "--json", *steps, log=tmp_path / "transfer.log", **env)
             # The kill window is the moving itself, not the process's start-up (which a faster transfer makes
             # most of its life): wait until jobs start to move, then kill within the first round's moving span.
             try:
@@ -300,7 +303,9 @@ def test_sigkilled_transfers_racing_an_rq_worker_lose_nothing_and_run_nothing_tw
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(timeout=120)
                 partly = moved_now(backend) > before and legacy.queue("default").count > 0
-                mid += sum(in_transit(legacy, backend)) > 0 or partly
+                landed_mid = sum(in_transit(legacy, backend)) > 0 or partly
+                mid += landed_mid
+                mid_in_steps += landed_mid and bool(steps)
             proc.wait(timeout=120)
             spans.append(time.monotonic() - started)
             finish = run_cli("transfer", "--all", "--json", **env)
@@ -317,6 +322,7 @@ def test_sigkilled_transfers_racing_an_rq_worker_lose_nothing_and_run_nothing_tw
     assert set(counts) == expected, f"lost: {len(expected - set(counts))}"
     assert {k: n for k, n in counts.items() if n != 1} == {}
     assert mid > 0, "no kill landed while a transfer was under way: raise PER_ROUND"
+    assert mid_in_steps > 0, "no kill landed while a transfer moved in small steps"
 
 
 def enqueue_round(legacy, rnd):
