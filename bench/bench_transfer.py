@@ -1,10 +1,12 @@
 """`migrator transfer` throughput, RQ -> Postgres: 20,000 queued jobs moved, median of several runs.
 
-    .venv/bin/python bench/bench_transfer.py [--json]
+    .venv/bin/python bench/bench_transfer.py [--json] [--cpu]
 
 Starts its own durable PostgreSQL (fsync on) and Redis from migrator.localservers, fills RQ through rq's own
 enqueue_many, times transfer_pending (claim, insert, clean up: the whole exactly-once protocol), and checks
-that every job arrived. Aim (issue 11): at least 20,000 jobs/s.
+that every job arrived. Aim (issue 11): at least 20,000 jobs/s. --cpu also prints, per run, the CPU-seconds the move
+cost this process (every thread), Redis (its INFO) and Postgres (its processes in /proc): on 2 shared cores the
+rate follows their sum.
 
 Environment: BENCH_N [20000] jobs per run, BENCH_REPS [5] runs, BENCH_KEEP=1 keeps the server directory.
 """
@@ -49,29 +51,52 @@ def fill(legacy: RQBackend, n: int) -> None:
             pipe.execute()
 
 
-def one_run(legacy: RQBackend, new: PostgresBackend, url: str) -> float:
+def one_run(legacy: RQBackend, new: PostgresBackend, url: str, cpu: bool = False) -> float:
     legacy.connection.flushall()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE migrator_jobs, migrator_transfers")
     fill(legacy, N)
+    before = cpu_seconds(legacy) if cpu else (0.0, 0.0, 0.0)
     started = time.perf_counter()
     report = transfer.transfer_pending(legacy, new, Direction.TO_POSTGRES)
     elapsed = time.perf_counter() - started
     if report.total_moved != N:
         raise SystemExit(f"moved {report.total_moved} of {N}: {report.refused[:3]}")
+    if cpu:
+        client, redis, postgres = (b - a for a, b in zip(before, cpu_seconds(legacy)))
+        print(f"  {N / elapsed:9,.0f} jobs/s  CPU-s: this process {client:.2f}, Redis {redis:.2f}, "
+              f"Postgres {postgres:.2f}, sum {client + redis + postgres:.2f}; wall {elapsed:.2f} s", flush=True)
     return N / elapsed
+
+
+def cpu_seconds(legacy: RQBackend) -> tuple[float, float, float]:
+    """CPU-seconds so far of this process, of Redis, and of every postgres process (Linux /proc; 0 elsewhere)."""
+    info = legacy.connection.info("cpu")
+    ticks = 0
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()) if os.path.isdir("/proc") else ():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if "(postgres)" in stat:
+            fields = stat.rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return (time.process_time(), float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+            ticks / os.sysconf("SC_CLK_TCK"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
-    as_json = parser.parse_args().json
+    parser.add_argument("--cpu", action="store_true", help="print each run's CPU-seconds per process")
+    args = parser.parse_args()
+    as_json = args.json
     tmp = Path(tempfile.mkdtemp(prefix="bench-transfer-"))
     pg, rd = LocalPostgres(tmp / "pg").start(), LocalRedis(tmp / "redis").start()
     try:
         schema.migrate(pg.url)
         legacy, new = RQBackend(rd.url), PostgresBackend(pg.url)
-        rates = [one_run(legacy, new, pg.url) for _ in range(REPS)]
+        rates = [one_run(legacy, new, pg.url, args.cpu) for _ in range(REPS)]
         new.close()
         legacy.close()
     finally:
