@@ -1,9 +1,12 @@
-"""How a move to Postgres cuts the ids it found into steps: every id once, in order, the edges small."""
+"""The helpers both directions of a transfer share: how ids are cut into steps (every id once, in order, the edges
+small), and the cycle collector run less often while moving, its thresholds put back after."""
 from __future__ import annotations
+
+import gc
 
 import pytest
 
-from migrator.transfer.values import chunks
+from migrator.transfer.values import chunks, fewer_collections
 
 
 @pytest.mark.parametrize("n", [0, 1, 999, 2000, 6999, 7000, 7001, 20000, 21500, 100003])
@@ -24,3 +27,13 @@ def test_the_first_and_the_last_steps_are_the_edges_and_the_middle_is_cut_evenly
 def test_without_an_edge_or_with_too_few_ids_the_steps_are_plain():
     assert [len(s) for s in chunks(list(range(12000)), 5000)] == [5000, 5000, 2000]
     assert [len(s) for s in chunks(list(range(6999)), 5000, edge=1000)] == [5000, 1999]
+
+
+def test_fewer_collections_raises_the_young_threshold_and_puts_every_threshold_back_even_after_an_error():
+    before = gc.get_threshold()
+    with fewer_collections(young=123_456):
+        assert gc.get_threshold() == (123_456, *before[1:])
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), fewer_collections(young=200_000):
+        raise RuntimeError("a transfer that failed")
+    assert gc.get_threshold() == before
