@@ -35,8 +35,8 @@ class MaskUrls(logging.Filter):
 
 
 class Group(click.Group):
-    """Errors of the toolkit and of the backends end the command with one line, never a traceback. Commands are
-    loaded from their module when first asked for (COMMANDS)."""
+    """Errors of the toolkit and of the backends, and a command's bad options, end the command with one line, never a
+    traceback. Commands are loaded from their module when first asked for (COMMANDS)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(COMMANDS) | set(self.commands))
@@ -52,6 +52,10 @@ class Group(click.Group):
         except (MigratorError, BackendError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exit_code_for(exc))
+        except click.UsageError as exc:  # a command's bad option or argument: one line as well, not click's three
+            where = exc.ctx.command_path if exc.ctx else ctx.command_path
+            click.echo(f"error: {exc.format_message().rstrip('.')} (see `{where} --help`)", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=Group)

@@ -187,7 +187,8 @@ def test_job_option_moves_that_job_name_only_and_bad_options_exit_2(legacy, back
     assert done.returncode == 0, done.stderr
     assert backend.fetch_job("a1") is not None and backend.fetch_job("n1") is None
     assert q.get_job_ids() == ["n1"]
-    for args in (["transfer"], ["transfer", "--all", "--job", "x"], ["transfer", "--all", "--from", "rq", "--to", "rq"]):
+    for args in (["transfer"], ["transfer", "--all", "--job", "x"], ["transfer", "--all", "--from", "rq", "--to", "rq"],
+                 ["transfer", "--all", "--chunk-size", "0"], ["transfer", "--all", "--from", "bogus"]):
         bad = run_cli(*args, REDIS_URL=redis_url, DATABASE_URL=pg_url)
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
 
