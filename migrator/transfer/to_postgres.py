@@ -47,10 +47,11 @@ def _move_all(legacy: RQBackend, work: Sequence[tuple[rq_side.Source, Sequence[t
         source, page = work[i]
         return rq_side.start_claim(legacy, source, [job_id for job_id, _ in page], lander.claims)
 
-    ahead, done = start(0) if work else None, 0
+    claims, done = [start(0)] if work else [], 0
     for i, (_, page) in enumerate(work):
-        current, ahead = ahead, start(i + 1) if i + 1 < len(work) else None
-        _sort_claimed(current(), tally, len(page), lander)  # type: ignore[misc]
+        if i + 1 < len(work):
+            claims.append(start(i + 1))
+        _sort_claimed(claims.pop(0)(), tally, len(page), lander)
         done += len(page)
         progress(done, total)
 

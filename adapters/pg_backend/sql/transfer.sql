@@ -1,6 +1,7 @@
 -- Id lists travel as one JSON text (%(ids)s::jsonb, written by json.dumps in C): psycopg dumps a list element by
 -- element in Python, through a regular expression in text, and packing each in binary still cost a move from RQ
--- a tenth of its time (three lists of thousands of ids a chunk). 
+-- a tenth of its time (three lists of thousands of ids a chunk).
+
 -- lock_transfer: one transfer at a time per database; a session lock, so a SIGKILLed transfer frees it
 SELECT pg_try_advisory_lock(%(key)s::bigint);
 
@@ -49,7 +50,8 @@ WHERE EXISTS (SELECT 1 FROM {jobs} c WHERE c.state = 'deferred' AND c.depends_on
 -- holding others, which could deadlock with a worker locking the same rows in another order.
 WITH chosen AS (
     SELECT j.id FROM {jobs} j
-    WHERE j.id = ANY(ARRAY(SELECT jsonb_array_elements_text(%(ids)s::jsonb))) AND j.state = 'queued' AND j.attempts = 0 AND j.depends_on = '{{}}'
+    WHERE j.id = ANY(ARRAY(SELECT jsonb_array_elements_text(%(ids)s::jsonb)))
+      AND j.state = 'queued' AND j.attempts = 0 AND j.depends_on = '{{}}'
       AND NOT EXISTS (SELECT 1 FROM {jobs} c WHERE c.state = 'deferred' AND c.depends_on @> ARRAY[j.id])
     FOR UPDATE OF j SKIP LOCKED
 ), taken AS (
